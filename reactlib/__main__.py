@@ -1,0 +1,3 @@
+from reactlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Where things live, independent of the working directory a kernel was started in.
+
+papermill starts kernels in the notebook's folder (the runner passes ``cwd``), nbval does the
+same, a student's Jupyter may start anywhere: every path the suite writes is therefore
+anchored at the repository root, found from the installed package or the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MANIFEST_RELPATH = Path("notebooks") / "manifest.yaml"
+
+RUNS_DIR_ENV = "REACTLIB_RUNS_DIR"
+
+
+def _is_root(candidate: Path) -> bool:
+    return (candidate / MANIFEST_RELPATH).is_file() and (candidate / "pyproject.toml").is_file()
+
+
+def repo_root() -> Path:
+    """The ReactLab checkout: the folder holding ``pyproject.toml`` and ``notebooks/manifest.yaml``.
+
+    Looked for above the package first (the editable install the Makefile makes), then above
+    the working directory (a non-editable install used from inside a checkout).
+    """
+    starts = (Path(__file__).resolve().parent, Path.cwd().resolve())
+    for start in starts:
+        for candidate in (start, *start.parents):
+            if _is_root(candidate):
+                return candidate
+    raise FileNotFoundError(
+        "cannot find the ReactLab checkout: no folder above "
+        f"{starts[0]} or {starts[1]} holds both pyproject.toml and {MANIFEST_RELPATH}. "
+        "Run from inside the repository, or install it with `pip install -e .`."
+    )
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def manifest_path() -> Path:
+    return repo_root() / MANIFEST_RELPATH
+
+
+def runs_dir(profile: str) -> Path:
+    """``runs/<profile>/`` under the checkout, or under ``$REACTLIB_RUNS_DIR`` when it is set."""
+    base = os.environ.get(RUNS_DIR_ENV)
+    root = Path(base).expanduser() if base else repo_root() / "runs"
+    return root / profile

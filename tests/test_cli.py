@@ -1,0 +1,143 @@
+"""Command-line errors are clear and exit with status 2, before any kernel starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from reactlib import cli, notebooks, paths
+
+
+def test_unknown_profile_fails_clearly(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--profile", "fast"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "fast" in err and "ci" in err and "lab" in err and "full" in err
+
+
+def test_unknown_profile_from_the_environment_fails_clearly(monkeypatch, capsys):
+    monkeypatch.setenv("REACTLIB_PROFILE", "turbo")
+    assert cli.main(["run", "--only", "00"]) == 2
+    err = capsys.readouterr().err
+    assert "turbo" in err and "REACTLIB_PROFILE" in err and "ci, lab, full, auto" in err
+
+
+def test_unknown_notebook_lists_the_known_ones(capsys):
+    assert cli.main(["run", "--profile", "ci", "--only", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "99" in err and "00_welcome" in err
+
+
+def test_setting_no_notebook_declares_fails(capsys):
+    assert cli.main(["run", "--profile", "ci", "--set", "no_such_knob=3"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_knob" in err and "profile" in err
+
+
+def test_malformed_setting_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--set", "oops"])
+    assert stop.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("steps=500", 500), ("lr=1e-3", 1e-3), ("name=hello", "hello"), ("x=None", None)],
+)
+def test_settings_are_read_as_literals(text, value):
+    assert cli._setting(text) == (text.split("=")[0], value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"file": "00_a.ipynb", "title": "t", "profiles": ["gpu"]}, "missing"),
+        (
+            {
+                "file": "0_a.ipynb",
+                "title": "t",
+                "profiles": ["ci"],
+                "minutes": {"ci": 1},
+                "cell_timeout_s": {"ci": 9},
+            },
+            "NN_slug",
+        ),
+        (
+            {
+                "file": "00_a.ipynb",
+                "title": "t",
+                "profiles": ["gpu"],
+                "minutes": {"gpu": 1},
+                "cell_timeout_s": {"gpu": 9},
+            },
+            "profiles",
+        ),
+        (
+            {
+                "file": "00_a.ipynb",
+                "title": "t",
+                "profiles": ["ci", "lab"],
+                "minutes": {"ci": 1},
+                "cell_timeout_s": {"ci": 9, "lab": 9},
+            },
+            "minutes",
+        ),
+        (
+            {
+                "file": "00_a.ipynb",
+                "title": "t",
+                "profiles": ["ci"],
+                "minutes": {"ci": -1},
+                "cell_timeout_s": {"ci": 9},
+            },
+            "positive",
+        ),
+        (
+            {
+                "file": "00_missing.ipynb",
+                "title": "t",
+                "profiles": ["ci"],
+                "minutes": {"ci": 1},
+                "cell_timeout_s": {"ci": 9},
+            },
+            "listed but not in",
+        ),
+    ],
+)
+def test_manifest_problems_name_the_file_and_the_problem(tmp_path, entry, message):
+    (tmp_path / "00_a.ipynb").write_text("{}", encoding="utf-8")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"notebooks": [entry]}), encoding="utf-8")
+    with pytest.raises(notebooks.ManifestError) as err:
+        notebooks.load_manifest(manifest)
+    assert str(manifest) in str(err.value) and message in str(err.value)
+
+
+def test_parameters_cell_with_an_expression_is_rejected(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cell = new_code_cell("steps = 10\ntwice = steps * 2\n")
+    cell.metadata["tags"] = ["parameters"]
+    path = tmp_path / "00_bad.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    with pytest.raises(ValueError, match=r"00_bad.ipynb.*'twice'.*not a literal"):
+        notebooks.declared_parameters(path)
+
+
+def test_python_dash_m_reactlib_shows_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "reactlib", "run", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=paths.repo_root(),
+        check=False,
+    )
+    assert done.returncode == 0
+    for flag in ("--profile", "--only", "--timeout", "--seed", "--data-root", "--set"):
+        assert flag in done.stdout
