@@ -2,7 +2,8 @@
 #   .venv is created from requirements.lock when it is missing or the lock has changed,
 #   and reactlib is installed into it in editable mode.
 #
-#   make run [PROFILE=ci|lab|full]   execute the suite headlessly into runs/<profile>/
+#   make run [PROFILE=ci|lab|full] [ONLY="00 03"]
+#                                    execute the suite headlessly into runs/<profile>/
 #   make test                        ruff, unit tests, then every notebook under nbval (ci profile)
 #   make lab                         JupyterLab on notebooks/
 #   make full                        make run PROFILE=full (a GPU is expected)
@@ -29,7 +30,7 @@ NBVAL_RUNS := build/nbval-runs
 .PHONY: help run test lint unit nbval lab full strip golden student lock clean
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,/^$$/{s/^# \{0,1\}//;p;}' Makefile
 
 # A new or changed lock rebuilds .venv from scratch, so it holds exactly the lock.
 $(LOCK_STAMP):

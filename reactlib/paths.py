@@ -46,7 +46,11 @@ def manifest_path() -> Path:
 
 
 def runs_dir(profile: str) -> Path:
-    """``runs/<profile>/`` under the checkout, or under ``$REACTLIB_RUNS_DIR`` when it is set."""
+    """``runs/<profile>/`` under the checkout, or under ``$REACTLIB_RUNS_DIR`` when it is set.
+
+    A relative ``$REACTLIB_RUNS_DIR`` is taken relative to the checkout, not to the working
+    directory, because the runner and its kernels work in different folders.
+    """
     base = os.environ.get(RUNS_DIR_ENV)
-    root = Path(base).expanduser() if base else repo_root() / "runs"
+    root = repo_root() / (Path(base).expanduser() if base else "runs")
     return root / profile

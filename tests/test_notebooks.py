@@ -230,3 +230,15 @@ def test_student_copies_empty_solutions_and_nothing_else(tmp_path):
                     "outputs"
                 )
         assert emptied >= 1
+
+
+def test_strip_check_flags_outputs_outside_golden_cells(tmp_path):
+    nb = _read(NOTEBOOKS[0])
+    cell = next(c for c in _code_cells(nb) if not _tags(c))
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="leftover\n")]
+    dirty = tmp_path / NOTEBOOKS[0].name
+    nbformat.write(nb, dirty)
+    assert notebooks.strip([dirty], check=True).returncode != 0
+    assert notebooks.strip([dirty]).returncode == 0
+    assert notebooks.strip([dirty], check=True).returncode == 0
+    assert not any(c.outputs for c in _code_cells(_read(dirty)) if not _tags(c))

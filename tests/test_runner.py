@@ -231,3 +231,24 @@ def test_only_selects_by_number_or_name(tmp_path, runs):
 
 def test_the_python3_kernel_is_this_interpreter():
     assert notebooks._kernel_warning() is None
+
+
+def test_golden_refresh_runs_top_to_bottom_and_keeps_only_golden_outputs(tmp_path, runs):
+    suite = tmp_path / "nb"
+    suite.mkdir()
+    _notebook(suite / "00_gold.ipynb", "answer = 6 * 7", "print(answer)", "print('scratch')")
+    nb = nbformat.read(suite / "00_gold.ipynb", as_version=4)
+    nb.cells[4].metadata["tags"] = list(notebooks.GOLDEN_TAGS)  # print(answer)
+    nb.cells[5].execution_count = 99  # stale state from an earlier session
+    nbformat.write(nb, suite / "00_gold.ipynb")
+    book = notebooks.load_manifest(_manifest(suite, "00_gold.ipynb"))
+
+    notebooks.refresh_golden(book.notebooks, book, echo=lambda _: None)
+
+    nb = nbformat.read(suite / "00_gold.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    kept = {c.source: c.outputs for c in code if c.outputs}
+    assert list(kept) == ["print(answer)"] and kept["print(answer)"][0]["text"] == "42\n"
+    assert notebooks.strip([suite / "00_gold.ipynb"], check=True).returncode == 0
+    assert not (suite / "00_gold").exists(), "golden runs write their results to a scratch folder"
