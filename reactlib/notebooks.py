@@ -217,26 +217,30 @@ def declared_parameters(notebook: Path) -> dict[str, Any]:
         )
     found: dict[str, Any] = {}
     for stmt in ast.parse(cells[0].source).body:
-        if not (
-            isinstance(stmt, ast.Assign | ast.AnnAssign)
-            and isinstance(
-                stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target, ast.Name
-            )
-            and (not isinstance(stmt, ast.Assign) or len(stmt.targets) == 1)
-            and stmt.value is not None
-        ):
+        name = _assigned_name(stmt)
+        if name is None:
             raise ValueError(
                 f"{notebook.name}: parameters cell line {stmt.lineno} is not `name = literal`"
             )
-        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
         try:
-            found[target.id] = ast.literal_eval(stmt.value)
+            found[name] = ast.literal_eval(stmt.value)
         except ValueError:
             raise ValueError(
-                f"{notebook.name}: parameter {target.id!r} (line {stmt.lineno}) is not a literal; "
+                f"{notebook.name}: parameter {name!r} (line {stmt.lineno}) is not a literal; "
                 "compute derived values in the next cell"
             ) from None
     return found
+
+
+def _assigned_name(stmt: ast.stmt) -> str | None:
+    """The name bound by ``name = value`` or ``name: type = value``; None for anything else."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target = stmt.targets[0]
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        target = stmt.target
+    else:
+        return None
+    return target.id if isinstance(target, ast.Name) else None
 
 
 @dataclass

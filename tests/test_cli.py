@@ -141,3 +141,30 @@ def test_python_dash_m_reactlib_shows_help():
     assert done.returncode == 0
     for flag in ("--profile", "--only", "--timeout", "--seed", "--data-root", "--set"):
         assert flag in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "accepted"),
+    [
+        ("steps = 10\nname = 'x'\nsizes = [1, 2]\nnothing = None\n", True),
+        ("steps: int = 10\n", True),
+        ("a, b = 1, 2\n", False),
+        ("a = b = 1\n", False),
+        ("print(1)\n", False),
+        ("steps: int\n", False),
+        ("import os\n", False),
+    ],
+)
+def test_parameters_cell_shapes(tmp_path, source, accepted):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = ["parameters"]
+    path = tmp_path / "00_shapes.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    if accepted:
+        assert notebooks.declared_parameters(path)
+    else:
+        with pytest.raises(ValueError, match=r"00_shapes.ipynb: parameters cell line 1"):
+            notebooks.declared_parameters(path)

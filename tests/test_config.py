@@ -31,19 +31,7 @@ EXPECTED_OVERRIDABLE = (
     "eval_items",
 )
 
-INT_SETTINGS = (
-    "seed",
-    "synth_sessions",
-    "synth_listeners",
-    "clip_frames",
-    "synth_videos",
-    "model_channels",
-    "train_steps",
-    "batch_size",
-    "window",
-    "sample_steps",
-    "num_reactions",
-)
+INT_SETTINGS = tuple(k for k in OVERRIDABLE if config._field_types()[k] is int)
 
 
 @pytest.fixture
