@@ -23,8 +23,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from reactlib import paths
 
 if TYPE_CHECKING:
@@ -111,6 +109,8 @@ SCHEMA: dict[str, Any] = {
 
 def validate(doc: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` listing every way ``doc`` departs from :data:`SCHEMA`."""
+    import jsonschema  # imported here: it costs about 2 s, which `python -m reactlib` need not pay
+
     validator = jsonschema.Draft202012Validator(
         SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
