@@ -382,6 +382,9 @@ def _execute(
     declared = declared_parameters(source)
     inject = {"profile": profile, "results_dir": str(results_dir), **parameters}
     inject = {k: v for k, v in inject.items() if k in declared}
+    # Nothing from an earlier run may pass for this run's output.
+    for stale in (output, output.with_suffix(".html"), results_dir / results.METRICS_FILE):
+        stale.unlink(missing_ok=True)
     start = time.perf_counter()
     run = NotebookRun(entry, "ok", output=output)
     try:
@@ -478,6 +481,12 @@ def run_suite(
     book = load_manifest(manifest)
     entries = book.select(only)
     parameters = dict(parameters or {})
+    reserved = sorted({"profile", "results_dir"} & parameters.keys())
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)} cannot be set as a parameter: the profile comes from "
+            "--profile and each notebook's results folder is runs/<profile>/<notebook>/"
+        )
     if parameters:
         known = set().union(*(declared_parameters(book.notebook_path(e)) for e in entries))
         unknown = sorted(set(parameters) - known)

@@ -168,3 +168,9 @@ def test_parameters_cell_shapes(tmp_path, source, accepted):
     else:
         with pytest.raises(ValueError, match=r"00_shapes.ipynb: parameters cell line 1"):
             notebooks.declared_parameters(path)
+
+
+@pytest.mark.parametrize("key", ["profile", "results_dir"])
+def test_profile_and_results_dir_cannot_be_set_as_parameters(key, capsys):
+    assert cli.main(["run", "--profile", "ci", "--set", f"{key}=x"]) == 2
+    assert f"{key} cannot be set as a parameter" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from reactlib import cli, notebooks
+from reactlib import cli, config, notebooks, results
 
 pytestmark = pytest.mark.kernel
 
@@ -148,6 +148,10 @@ def test_a_notebook_that_saves_no_metrics_fails(tmp_path, runs, capsys):
     suite.mkdir()
     _notebook(suite / "00_silent.ipynb", "answer = 1", save=False)
     manifest = _manifest(suite, "00_silent.ipynb")
+    # a metrics.json left by an earlier run must not pass for this run's
+    results.save(
+        "00_silent", config.resolve("ci"), {"old": 1}, results_dir=runs / "ci" / "00_silent"
+    )
 
     code = cli.main(["run", "--profile", "ci", "--manifest", str(manifest), "--no-html"])
 
