@@ -369,6 +369,7 @@ def _execute(
     entry: NotebookEntry,
     profile: str,
     out_dir: Path,
+    declared: Mapping[str, Any],
     parameters: Mapping[str, Any],
     timeout: int | None,
     progress_bar: bool,
@@ -379,7 +380,6 @@ def _execute(
     source = manifest.notebook_path(entry)
     output = out_dir / entry.file
     results_dir = out_dir / entry.stem
-    declared = declared_parameters(source)
     inject = {"profile": profile, "results_dir": str(results_dir), **parameters}
     inject = {k: v for k, v in inject.items() if k in declared}
     # Nothing from an earlier run may pass for this run's output.
@@ -487,8 +487,10 @@ def run_suite(
             f"{', '.join(reserved)} cannot be set as a parameter: the profile comes from "
             "--profile and each notebook's results folder is runs/<profile>/<notebook>/"
         )
+    # Read every parameters cell once, up front: a malformed one stops the run before it starts.
+    declared = {e.file: declared_parameters(book.notebook_path(e)) for e in entries}
     if parameters:
-        known = set().union(*(declared_parameters(book.notebook_path(e)) for e in entries))
+        known = set().union(*declared.values())
         unknown = sorted(set(parameters) - known)
         if unknown:
             raise ValueError(
@@ -517,6 +519,7 @@ def run_suite(
                 entry,
                 cfg.profile,
                 suite.directory,
+                declared[entry.file],
                 parameters,
                 timeout,
                 progress_bar=cfg.progress,
