@@ -14,7 +14,19 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-_SUBMODULES = ("cli", "config", "notebooks", "paths", "results", "runtime")
+_SUBMODULES = (
+    "audio",
+    "cli",
+    "coeffs",
+    "config",
+    "data",
+    "notebooks",
+    "paths",
+    "render",
+    "results",
+    "runtime",
+    "synth",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 

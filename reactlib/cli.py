@@ -80,6 +80,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     golden.add_argument("--only", nargs="+", metavar="NN")
 
+    synth = sub.add_parser(
+        "synth",
+        help="generate a SynthReact corpus in the REACT 2024 layout",
+        description="Generate SynthReact for a profile's corpus size into DIR (reused when DIR "
+        "already holds the same corpus). Prints the corpus summary and the wall time.",
+    )
+    synth.add_argument(
+        "--profile", choices=config.VALID_PROFILES, help="corpus size (default: auto)"
+    )
+    synth.add_argument("--out", type=Path, help="output folder (default: data/synth/<digest>)")
+    synth.add_argument("--seed", type=int, help="seed (default: the profile's, 0)")
+    synth.add_argument(
+        "--videos", type=int, metavar="N", help="how many sessions to render to mp4 (the first N)"
+    )
+    synth.add_argument("--force", action="store_true", help="regenerate even if DIR is current")
+
     strip = sub.add_parser("strip", help="strip notebook outputs except golden cells")
     strip.add_argument(
         "--check", action="store_true", help="only report; exit 1 if anything would change"
@@ -115,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "golden":
             book = notebooks.load_manifest()
             notebooks.refresh_golden(book.select(args.only), book)
+        elif args.command == "synth":
+            _synth(args)
         elif args.command == "strip":
             files = args.files
             if not files:
@@ -127,7 +145,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except notebooks.NotebookFailed as err:
         print(f"\nFAILED: {err}", file=sys.stderr)
         return 1
-    except (config.ConfigError, notebooks.ManifestError, ValueError, FileNotFoundError) as err:
+    except (
+        config.ConfigError,
+        notebooks.ManifestError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _synth(args: argparse.Namespace) -> None:
+    import time
+
+    from reactlib import data, synth
+
+    overrides = {
+        k: v for k, v in (("seed", args.seed), ("synth_videos", args.videos)) if v is not None
+    }
+    cfg = config.resolve(args.profile, **overrides)
+    spec = synth.Spec.from_config(cfg)
+    out = args.out or synth.default_dir(spec)
+    started = time.perf_counter()
+    from reactlib import runtime
+
+    synth.generate(
+        spec,
+        out,
+        force=args.force,
+        progress=lambda it, **kw: runtime.progress(it, cfg=cfg, **kw),
+    )
+    seconds = time.perf_counter() - started
+    print(data.Corpus(out).describe().to_string())
+    print(f"SynthReact {spec.digest()} ({cfg.profile}: {spec}) in {out}: {seconds:.1f} s")

@@ -8,6 +8,7 @@ anchored at the repository root, found from the installed package or the working
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 MANIFEST_RELPATH = Path("notebooks") / "manifest.yaml"
@@ -54,3 +55,20 @@ def runs_dir(profile: str) -> Path:
     base = os.environ.get(RUNS_DIR_ENV)
     root = repo_root() / (Path(base).expanduser() if base else "runs")
     return root / profile
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
+
+    A reader never sees half a file, and a failed write leaves nothing behind (the old file, if
+    any, stays as it was). The temporary name keeps the suffix, so writers that choose a format
+    by extension (``np.save``, ffmpeg) behave as for the final name.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

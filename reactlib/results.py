@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import platform
 import re
 import subprocess
@@ -184,15 +183,6 @@ def _jsonable(value: Any, where: str, nonfinite: list[str]) -> Any:
     )
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def default_results_dir(notebook: str, cfg: Config) -> Path:
     return Path(cfg.results_dir) if cfg.results_dir else paths.runs_dir(cfg.profile) / notebook
 
@@ -240,10 +230,10 @@ def save(
     validate(doc)  # before anything is written
     for name, frame in (tables or {}).items():
         keep_index = frame.index.name is not None or frame.index.nlevels > 1
-        _write_atomically(out / doc["tables"][name], partial(frame.to_csv, index=keep_index))
+        paths.write_atomically(out / doc["tables"][name], partial(frame.to_csv, index=keep_index))
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     target = out / METRICS_FILE
-    _write_atomically(target, lambda p: p.write_text(text, encoding="utf-8"))
+    paths.write_atomically(target, lambda p: p.write_text(text, encoding="utf-8"))
     return target
 
 

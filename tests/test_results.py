@@ -24,7 +24,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reactlib import results, runtime
+from reactlib import paths, results, runtime
 from reactlib.config import resolve
 
 REAL_GIT_STATE = results.git_state
@@ -565,12 +565,12 @@ def test_write_goes_through_a_temporary_name(cfg, tmp_path, monkeypatch):
         renames.append((Path(src).name, Path(dst).name))
         real_replace(src, dst)
 
-    monkeypatch.setattr(results.os, "replace", spy)
+    monkeypatch.setattr(paths.os, "replace", spy)
     results.save("nb", cfg, {}, tables={"t": pd.DataFrame({"a": [1]})}, results_dir=tmp_path)
     pid = os.getpid()
     assert renames == [
-        (f".t.csv.tmp-{pid}", "t.csv"),
-        (f".metrics.json.tmp-{pid}", "metrics.json"),
+        (f".t.tmp-{pid}.csv", "t.csv"),
+        (f".metrics.tmp-{pid}.json", "metrics.json"),
     ]
 
 

@@ -1,0 +1,649 @@
+"""The REACT 2024 on-disk layout: reading, writing, validating, and windowed torch datasets.
+
+One reader serves the licensed REACT 2024 copy and SynthReact (:mod:`reactlib.synth`), which is
+written in the same layout::
+
+    <root>/
+      train.csv, val.csv, test.csv          header ",speaker_path,listener_path"; one row per pair
+      3D_FV_files/<clip>.npy                (T, 58) or (T, 1, 58) face coefficients
+      Emotion/<clip>.csv                    a header row, then T rows of 25 emotion values
+      Audio_files/<clip>.wav                any sample rate; stereo is averaged to mono
+      Video_files/<clip>.mp4                or a folder <clip>/ of 1.png ... T.png
+      neighbour_emotion_<split>.npy         (2L, 2L) appropriateness matrix, mirrored order
+      reactlab.json                         SynthReact only: how the corpus was made
+
+``<clip>`` is a relative path such as ``NoXI/010_2016-03-25_Paris/Expert_video/1``. REACT stores
+751 frames per clip and models use the first 750. Every pair is *mirrored* (speaker and listener
+swapped) to give 2L items in the order [all pairs, then all swapped pairs]; the neighbour matrix
+uses that order, and entry ``[k, j]`` says the listener of item j is an appropriate reaction to
+the speaker of item k. SynthReact's listeners react to their speaker but not the other way round,
+so its corpus file turns mirroring off and only the original block of the matrix is used.
+
+Some REACT releases name the person folders ``P1``/``P2`` in one modality and
+``Expert_video``/``Novice_video`` (NoXI) or ``P25``/``P26`` (RECOLA) in another; the reader
+tries both spellings.
+
+Bad input fails with a :class:`DataError` that names the file and what is wrong. A missing
+neighbour matrix is the one exception: it warns (:class:`NeighbourFallbackWarning`) and uses a
+fallback that is named in the warning and in :attr:`Split.neighbour_source`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reactlib import coeffs, paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DATA_ENV = "REACT_DATA"
+"""Environment variable naming a REACT 2024 copy (used when no ``data_root`` is given)."""
+
+REACT_FRAMES = 751
+"""Frames stored per REACT 2024 clip; models and metrics use the first 750."""
+USED_FRAMES = 750
+
+MODALITY_DIRS = {
+    "coeffs": "3D_FV_files",
+    "emotion": "Emotion",
+    "audio": "Audio_files",
+    "video": "Video_files",
+}
+MODALITY_SUFFIX = {"coeffs": ".npy", "emotion": ".csv", "audio": ".wav", "video": ".mp4"}
+MODALITIES = tuple(MODALITY_DIRS)
+SPLITS = ("train", "val", "test")
+CORPUS_FILE = "reactlab.json"
+PAIR_HEADER = ("", "speaker_path", "listener_path")
+FALLBACKS = ("same_speaker", "self")
+"""Named neighbour fallbacks: ``same_speaker`` (every item whose speaker clip is the same; on
+SynthReact that is the exact appropriate set) and ``self`` (only the paired listener)."""
+
+
+class DataError(ValueError):
+    """A file of the corpus is missing or malformed; the message names the file and the problem."""
+
+
+class NeighbourFallbackWarning(UserWarning):
+    """No neighbour matrix was found for a split, so a named fallback is used instead."""
+
+
+def resolve_root(data_root: str | os.PathLike | None = None) -> Path | None:
+    """The REACT copy to use: ``data_root`` (a notebook parameter), else ``$REACT_DATA``, else
+    None (meaning SynthReact). A given root must exist."""
+    chosen = data_root if data_root not in (None, "") else os.environ.get(DATA_ENV) or None
+    if chosen is None:
+        return None
+    root = Path(chosen).expanduser()
+    where = "data_root" if data_root not in (None, "") else f"${DATA_ENV}"
+    if not root.is_dir():
+        raise DataError(f"{where} points at {root}, which is not a folder")
+    return root.resolve()
+
+
+# --- Person-id spellings --------------------------------------------------------------------
+
+_NOXI_ROLES = {"Expert_video": "P1", "Novice_video": "P2"}
+_RECOLA_PERSON = re.compile(r"P(\d+)$")
+
+
+def person_variants(clip: str) -> list[str]:
+    """Other spellings of a clip path's person folder: NoXI ``Expert_video``/``Novice_video`` <->
+    ``P1``/``P2``; RECOLA ``P25``/``P26`` (odd/even id in a group) <-> ``P1``/``P2``."""
+    parts = clip.split("/")
+    if len(parts) < 3:
+        return []
+    person = parts[-2]
+    site = parts[0].upper()
+    options: list[str] = []
+    if person in _NOXI_ROLES:
+        options.append(_NOXI_ROLES[person])
+    elif site == "NOXI" and person in ("P1", "P2"):
+        options += [role for role, pid in _NOXI_ROLES.items() if pid == person]
+    elif site == "RECOLA" and (m := _RECOLA_PERSON.match(person)):
+        number = int(m.group(1))
+        if number in (1, 2):
+            options.append(f"P{number}")  # resolved against the folder listing by the caller
+        else:
+            options.append("P1" if number % 2 else "P2")
+    return ["/".join([*parts[:-2], option, parts[-1]]) for option in options]
+
+
+def _recola_candidates(folder: Path, clip: str) -> list[str]:
+    """``RECOLA/group-1/P1/1`` -> the group's real person folders with the matching parity."""
+    parts = clip.split("/")
+    person = parts[-2]
+    group = folder.joinpath(*parts[:-2])
+    if not (person in ("P1", "P2") and group.is_dir()):
+        return []
+    parity = 1 if person == "P1" else 0
+    out = []
+    for child in sorted(group.iterdir()):
+        m = _RECOLA_PERSON.match(child.name)
+        if m and int(m.group(1)) > 2 and int(m.group(1)) % 2 == parity:
+            out.append("/".join([*parts[:-2], child.name, parts[-1]]))
+    return out
+
+
+def clip_file(root: Path, modality: str, clip: str, *, must_exist: bool = True) -> Path:
+    """The file (or PNG folder, for video) holding one modality of a clip.
+
+    Tries the exact path, then the other person-id spellings. With ``must_exist`` a missing file
+    raises :class:`DataError` naming every path that was tried.
+    """
+    if modality not in MODALITY_DIRS:
+        raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
+    folder = Path(root) / MODALITY_DIRS[modality]
+    suffix = MODALITY_SUFFIX[modality]
+    spellings = [clip, *person_variants(clip)]
+    if clip.split("/")[0].upper() == "RECOLA":
+        spellings += _recola_candidates(folder, clip)
+    tried = []
+    for spelling in dict.fromkeys(spellings):
+        candidate = folder / f"{spelling}{suffix}"
+        tried.append(candidate)
+        if candidate.is_file():
+            return candidate
+        if modality == "video" and (frames := folder / spelling).is_dir():
+            return frames
+    if must_exist:
+        shown = "; ".join(str(p) for p in tried)
+        raise DataError(f"missing {modality} for clip {clip!r}: no file at {shown}")
+    return tried[0]
+
+
+# --- One modality of one clip ---------------------------------------------------------------
+
+
+def _check_frames(path: Path, array: np.ndarray, frames: int | None, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))
+        raise DataError(
+            f"{path}: {what} holds {len(bad)} NaN or infinite values (first at frame {bad[0][0]})"
+        )
+    if frames is not None and array.shape[0] < frames:
+        raise DataError(f"{path}: {what} has {array.shape[0]} frames, expected at least {frames}")
+    return array if frames is None else array[:frames]
+
+
+def load_coeffs(path: str | Path, frames: int | None = None) -> np.ndarray:
+    """Face coefficients ``(T, 58)`` float32 from a ``.npy`` stored as ``(T, 58)`` or
+    ``(T, 1, 58)``; the first ``frames`` frames when given (fewer is an error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: coefficient file not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: not a readable .npy file ({err})") from err
+    if array.ndim == 3 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 2 or array.shape[1] != coeffs.NUM_COEFFS:
+        raise DataError(
+            f"{path}: coefficients have shape {array.shape}, expected (T, 58) or (T, 1, 58)"
+        )
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path}: coefficients have dtype {array.dtype}, expected numbers")
+    return _check_frames(path, array.astype(np.float32), frames, "coefficients")
+
+
+def save_coeffs(path: str | Path, x: np.ndarray) -> Path:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != coeffs.NUM_COEFFS or not np.all(np.isfinite(x)):
+        raise ValueError(f"{path}: coefficients must be finite (T, 58), got shape {x.shape}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return paths.write_atomically(path, lambda tmp: np.save(tmp, x))
+
+
+def load_emotion(path: str | Path, frames: int | None = None) -> np.ndarray:
+    """Emotion ``(T, 25)`` float32 from a CSV with one header row (which is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: emotion file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if len(lines) < 2:
+            raise DataError(f"{path}: emotion CSV has no data rows (a header and T rows expected)")
+        array = np.loadtxt(io.StringIO("\n".join(lines[1:])), delimiter=",", ndmin=2)
+    except (ValueError, UnicodeDecodeError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: not a numeric emotion CSV ({err})") from err
+    if array.shape[1] != coeffs.NUM_EMOTION:
+        raise DataError(f"{path}: emotion has {array.shape[1]} columns, expected 25")
+    return _check_frames(path, array.astype(np.float32), frames, "emotion")
+
+
+def save_emotion(path: str | Path, e: np.ndarray) -> Path:
+    e = np.asarray(e, dtype=np.float32)
+    if e.ndim != 2 or e.shape[1] != coeffs.NUM_EMOTION or not np.all(np.isfinite(e)):
+        raise ValueError(f"{path}: emotion must be finite (T, 25), got shape {e.shape}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    header = ",".join(coeffs.EMOTION_NAMES)
+
+    def write(tmp: Path) -> None:
+        np.savetxt(tmp, e, fmt="%.5g", delimiter=",", header=header, comments="")
+
+    return paths.write_atomically(path, write)
+
+
+def load_audio_features(path: str | Path, frames: int) -> np.ndarray:
+    """78-d MFCC features ``(frames, 78)`` of a wav; the wav must cover ``frames`` video frames
+    (a tolerance of one frame absorbs rounding of the sample count)."""
+    from reactlib import audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: audio file not found")
+    try:
+        wav, rate = audio.read_wav(path)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: unreadable wav ({err})") from err
+    have = len(wav) * coeffs.FPS / rate
+    if have < frames - 1:
+        raise DataError(
+            f"{path}: audio lasts {len(wav) / rate:.2f} s ({have:.1f} frames), "
+            f"expected at least {frames} frames ({frames / coeffs.FPS:.2f} s)"
+        )
+    return audio.mfcc78(wav, rate, fps=coeffs.FPS, num_frames=frames)
+
+
+def load_video(path: str | Path, frames: int | None = None) -> np.ndarray:
+    """RGB frames ``(T, H, W, 3)`` uint8 of an mp4 or a folder of ``1.png ... T.png``."""
+    from reactlib import render
+
+    path = Path(path)
+    try:
+        video = render.read_video(path)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: unreadable video ({err})") from err
+    if frames is not None and len(video) < frames:
+        raise DataError(f"{path}: video has {len(video)} frames, expected at least {frames}")
+    return video if frames is None else video[:frames]
+
+
+# --- Pairs, neighbours, corpus metadata --------------------------------------------------------
+
+
+def pairs_file(root: Path, split: str) -> Path:
+    """``<root>/<split>.csv``; ``<root>/paper-list/<split>.csv`` as ReactDiff's code expects also
+    works."""
+    for candidate in (Path(root) / f"{split}.csv", Path(root) / "paper-list" / f"{split}.csv"):
+        if candidate.is_file():
+            return candidate
+    return Path(root) / f"{split}.csv"
+
+
+def read_pairs(root: Path, split: str) -> list[tuple[str, str]]:
+    """The (speaker clip, listener clip) pairs of a split, in file order."""
+    path = pairs_file(root, split)
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found (expected {split}.csv in {root})")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise DataError(f"{path}: empty split file")
+    header = [h.strip() for h in rows[0]]
+    try:
+        s_col, l_col = header.index("speaker_path"), header.index("listener_path")
+    except ValueError:
+        raise DataError(
+            f"{path}: header {rows[0]} lacks speaker_path and listener_path columns"
+        ) from None
+    pairs = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(s_col, l_col):
+            raise DataError(f"{path}, line {line}: expected {len(header)} columns, got {row}")
+        pairs.append((_clip_id(row[s_col]), _clip_id(row[l_col])))
+    if not pairs:
+        raise DataError(f"{path}: no pairs listed")
+    return pairs
+
+
+def _clip_id(cell: str) -> str:
+    """Clip path without extension or leading slash, with forward slashes."""
+    clip = cell.strip().replace("\\", "/").lstrip("/")
+    for suffix in MODALITY_SUFFIX.values():
+        clip = clip.removesuffix(suffix)
+    return clip
+
+
+def write_pairs(root: Path, split: str, pairs: Sequence[tuple[str, str]]) -> Path:
+    path = Path(root) / f"{split}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(PAIR_HEADER)
+            out.writerows((i, sp, ls) for i, (sp, ls) in enumerate(pairs))
+
+    return paths.write_atomically(path, write)
+
+
+def neighbours_file(root: Path, split: str) -> Path:
+    return Path(root) / f"neighbour_emotion_{split}.npy"
+
+
+def save_neighbours(root: Path, split: str, matrix: np.ndarray) -> Path:
+    matrix = np.asarray(matrix, dtype=bool)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] % 2:
+        raise ValueError(f"a neighbour matrix is square with an even side, got {matrix.shape}")
+    return paths.write_atomically(neighbours_file(root, split), lambda tmp: np.save(tmp, matrix))
+
+
+def read_corpus_meta(root: Path) -> dict | None:
+    """SynthReact's ``reactlab.json`` (None for a REACT copy, which has none)."""
+    path = Path(root) / CORPUS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+
+
+# --- Splits ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One speaker -> listener item of a split (a pair, possibly swapped)."""
+
+    speaker: str
+    listener: str
+    mirrored: bool
+
+
+class Split:
+    """The items of one split, their appropriate-reaction sets, and cached clip arrays.
+
+    ``frames`` is the number of frames used per clip (default: 750 for REACT, the corpus' own
+    for SynthReact). Arrays are loaded on first use and kept in memory.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        name: str,
+        *,
+        mirror: bool | None = None,
+        frames: int | None = None,
+        fallback: str = "same_speaker",
+    ):
+        if fallback not in FALLBACKS:
+            raise ValueError(f"unknown neighbour fallback {fallback!r}; valid: {FALLBACKS}")
+        self.root = Path(root)
+        self.name = name
+        self.meta = read_corpus_meta(self.root)
+        self.pairs = read_pairs(self.root, name)
+        default_mirror = True if self.meta is None else bool(self.meta.get("mirror", True))
+        self.mirror = default_mirror if mirror is None else bool(mirror)
+        default_frames = USED_FRAMES if self.meta is None else int(self.meta["frames"])
+        self.frames = default_frames if frames is None else int(frames)
+        items = [Item(sp, ls, False) for sp, ls in self.pairs]
+        if self.mirror:
+            items += [Item(ls, sp, True) for sp, ls in self.pairs]
+        self.items: list[Item] = items
+        self.neighbours, self.neighbour_source = self._load_neighbours(fallback)
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return (
+            f"Split({self.name!r}, {len(self.pairs)} pairs, {len(self)} items, "
+            f"mirror={self.mirror}, frames={self.frames}, neighbours={self.neighbour_source})"
+        )
+
+    def _load_neighbours(self, fallback: str) -> tuple[np.ndarray, str]:
+        path = neighbours_file(self.root, self.name)
+        full = 2 * len(self.pairs)
+        if path.is_file():
+            try:
+                matrix = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise DataError(f"{path}: not a readable .npy file ({err})") from err
+            if matrix.shape != (full, full):
+                raise DataError(
+                    f"{path}: neighbour matrix has shape {matrix.shape}, expected ({full}, {full})"
+                    f" for the {len(self.pairs)} pairs of {self.name}.csv in mirrored order"
+                )
+            matrix = matrix.astype(bool)
+            n = len(self.items)
+            return matrix[:n, :n], path.name
+        warnings.warn(
+            f"{path} not found: the appropriate-reaction sets of split {self.name!r} use the "
+            f"{fallback!r} fallback instead of the REACT neighbour matrix",
+            NeighbourFallbackWarning,
+            stacklevel=3,
+        )
+        return self._fallback(fallback), f"fallback:{fallback}"
+
+    def _fallback(self, kind: str) -> np.ndarray:
+        n = len(self.items)
+        if kind == "self":
+            return np.eye(n, dtype=bool)
+        speakers = np.array([item.speaker for item in self.items])
+        return speakers[:, None] == speakers[None, :]
+
+    def appropriate(self, k: int) -> np.ndarray:
+        """Indices of the items whose listener reaction is appropriate for item k's speaker."""
+        return np.flatnonzero(self.neighbours[k])
+
+    # Clip arrays ------------------------------------------------------------------------------
+
+    def _cached(self, modality: str, clip: str, load) -> np.ndarray:
+        key = (modality, clip)
+        if key not in self._cache:
+            self._cache[key] = load(clip_file(self.root, modality, clip), self.frames)
+        return self._cache[key]
+
+    def coeffs(self, clip: str) -> np.ndarray:
+        return self._cached("coeffs", clip, load_coeffs)
+
+    def emotion(self, clip: str) -> np.ndarray:
+        return self._cached("emotion", clip, load_emotion)
+
+    def audio_features(self, clip: str) -> np.ndarray:
+        return self._cached("audio", clip, load_audio_features)
+
+    def video(self, clip: str) -> np.ndarray:
+        return load_video(clip_file(self.root, "video", clip), self.frames)
+
+    def stack(self, modality: str, role: str) -> np.ndarray:
+        """``(N, T, D)`` of every item's speaker or listener clips, e.g. ``stack("emotion",
+        "listener")`` for the REACT metrics."""
+        if role not in ("speaker", "listener"):
+            raise ValueError(f"role must be 'speaker' or 'listener', got {role!r}")
+        load = {"coeffs": self.coeffs, "emotion": self.emotion, "audio": self.audio_features}
+        if modality not in load:
+            raise ValueError(f"stack() takes coeffs, emotion or audio, got {modality!r}")
+        return np.stack([load[modality](getattr(item, role)) for item in self.items])
+
+    @cached_property
+    def clips(self) -> list[str]:
+        """Every distinct clip of the split (speakers and listeners), in first-seen order."""
+        return list(dict.fromkeys(c for pair in self.pairs for c in pair))
+
+    def validate(self, modalities: Iterable[str] = ("coeffs", "emotion", "audio")) -> None:
+        """Load every clip's modalities and raise one :class:`DataError` listing every problem.
+
+        Audio is checked for the clips that are some item's speaker (the model's input);
+        SynthReact's listeners are silent and have no wav.
+        """
+        speakers = {item.speaker for item in self.items}
+        problems = []
+        for modality in modalities:
+            for clip in self.clips:
+                if modality == "audio" and clip not in speakers:
+                    continue
+                try:
+                    if modality == "video":
+                        clip_file(self.root, "video", clip)
+                    else:
+                        getattr(self, {"coeffs": "coeffs", "emotion": "emotion",
+                                       "audio": "audio_features"}[modality])(clip)  # fmt: skip
+                except DataError as err:
+                    problems.append(str(err))
+        if problems:
+            raise DataError(
+                f"{len(problems)} problem(s) in split {self.name!r} of {self.root}:\n  "
+                + "\n  ".join(problems)
+            )
+
+
+# --- The corpus --------------------------------------------------------------------------------
+
+
+class Corpus:
+    """A REACT 2024 copy or a SynthReact corpus at ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: corpus folder not found")
+        self.meta = read_corpus_meta(self.root)
+        if not self.splits:
+            raise DataError(
+                f"{self.root}: no split files (train.csv, val.csv or test.csv) found; "
+                "is this a REACT 2024 data folder?"
+            )
+
+    @property
+    def kind(self) -> str:
+        return "SynthReact" if self.meta is not None else "REACT 2024"
+
+    @cached_property
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if pairs_file(self.root, s).is_file()]
+
+    def split(self, name: str, **kwargs) -> Split:
+        if name not in self.splits:
+            raise DataError(
+                f"{self.root}: no split {name!r}; available: {', '.join(self.splits) or 'none'}"
+            )
+        return Split(self.root, name, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Corpus({str(self.root)!r}, {self.kind}, splits={self.splits})"
+
+    def describe(self) -> pd.DataFrame:
+        """One row per split: pairs, items, people, frames, files present per modality, and the
+        appropriate-reaction sets (source and mean size)."""
+        import pandas as pd
+
+        rows = []
+        for name in self.splits:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NeighbourFallbackWarning)
+                split = Split(self.root, name)
+            # SynthReact's person folders are identities; REACT's (Expert_video, P25, ...) are
+            # roles within a session, so a REACT person is a session's person folder.
+            depth = 2 if self.meta is not None else 1
+            people = {clip.rsplit("/", depth)[-depth if depth == 2 else 0] for clip in split.clips}
+            row = {
+                "split": name,
+                "pairs": len(split.pairs),
+                "items": len(split),
+                "mirrored": split.mirror,
+                "clips": len(split.clips),
+                "people": len(people),
+                "frames used": split.frames,
+            }
+            for modality in MODALITIES:
+                found = sum(
+                    clip_file(self.root, modality, c, must_exist=False).exists()
+                    for c in split.clips
+                )
+                row[f"{modality} files"] = found
+            row["neighbours"] = split.neighbour_source
+            row["mean appropriate set"] = float(split.neighbours.sum(axis=1).mean())
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("split")
+
+
+def open_corpus(data_root: str | os.PathLike | None = None, *, cfg=None) -> Corpus:
+    """The corpus a notebook should use: the REACT copy at ``data_root`` / ``$REACT_DATA`` if
+    one is given, else the SynthReact corpus of the profile (generated on first use)."""
+    root = resolve_root(data_root if data_root is not None else getattr(cfg, "data_root", None))
+    if root is not None:
+        return Corpus(root)
+    if cfg is None:
+        raise ValueError("open_corpus needs cfg (a resolved Config) to build SynthReact")
+    from reactlib import synth
+
+    return Corpus(synth.ensure(cfg))
+
+
+# --- Windowed torch dataset ----------------------------------------------------------------------
+
+
+class WindowDataset:
+    """Non-overlapping windows of every item, for online (window-by-window) training.
+
+    Item ``i`` of the dataset is window ``i % windows_per_clip`` of split item
+    ``i // windows_per_clip``. It yields a dict of tensors:
+
+    - ``speaker`` ``(w, 58)``, ``speaker_audio`` ``(w, 78)``, ``listener`` ``(w, 58)``:
+      the window's frames (coefficients normalised when a normaliser is given);
+    - ``past_listener`` ``(58,)``: the listener's last frame before the window (zeros for the
+      first window, as the online model starts without a past);
+    - ``h`` ``(w,)`` int64: the global frame index of every frame;
+    - ``item`` int64 and ``appropriate`` ``(N,)`` bool: the split item and its appropriate set.
+    """
+
+    def __init__(self, split: Split, *, window: int, normalizer=None, audio: bool = True):
+        if not 1 <= window <= split.frames:
+            raise ValueError(f"window must be in [1, {split.frames}], got {window}")
+        self.split = split
+        self.window = int(window)
+        self.windows_per_clip = split.frames // self.window
+        self.normalizer = normalizer
+        self.audio = audio
+
+    def __len__(self) -> int:
+        return len(self.split) * self.windows_per_clip
+
+    def _norm(self, x: np.ndarray) -> np.ndarray:
+        return x if self.normalizer is None else self.normalizer.normalize(x)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        k, w = divmod(i, self.windows_per_clip)
+        item = self.split.items[k]
+        start, stop = w * self.window, (w + 1) * self.window
+        speaker = self._norm(self.split.coeffs(item.speaker))
+        listener = self._norm(self.split.coeffs(item.listener))
+        past = listener[start - 1] if start > 0 else np.zeros(coeffs.NUM_COEFFS, np.float32)
+        out = {
+            "speaker": torch.from_numpy(np.ascontiguousarray(speaker[start:stop])),
+            "listener": torch.from_numpy(np.ascontiguousarray(listener[start:stop])),
+            "past_listener": torch.from_numpy(np.ascontiguousarray(past)),
+            "h": torch.arange(start, stop, dtype=torch.int64),
+            "item": torch.tensor(k, dtype=torch.int64),
+            "appropriate": torch.from_numpy(self.split.neighbours[k].copy()),
+        }
+        if self.audio:
+            audio = self.split.audio_features(item.speaker)[start:stop]
+            out["speaker_audio"] = torch.from_numpy(np.ascontiguousarray(audio))
+        return out

@@ -1,0 +1,837 @@
+"""SynthReact: a synthetic dyadic corpus with known social rules, in the REACT 2024 layout.
+
+A *session* is one speaker and K listeners who all watch the same speaker clip. The speaker talks
+in turns (speech and pauses) with syllabic mouth motion, prosody (f0, energy) that drives the audio,
+a slow affect process with smile bursts, surprise and frown events, emphasis nods, blinks, and head
+sway and translation drift with smooth second-order dynamics. Each listener follows rules whose
+strength is a personality drawn per person:
+
+=====================  =====================================================================
+rule                   what the listener does
+=====================  =====================================================================
+cognitive delay        reacts ``delay_s`` (0.3-0.8 s) after the speaker
+smile mimicry          ``smile(t) = rest + gain * speaker_smile(t - delay)`` (plus a little noise)
+backchannel nods       nods (1-2 pitch oscillations at about 2 Hz) after speaker pauses begin
+brow response          raises the brows ``brow_gain * speaker_surprise(t - delay)``
+lean-in                moves closer (smaller z) as the speaker's arousal rises
+gaze / yaw drift       slow yaw drift around a personal offset
+resting expression     per-person offsets and an expressivity gain on every program
+=====================  =====================================================================
+
+Expressions come from facial *programs* (smile, frown, surprise, blink, speech visemes, gaze), each
+a fixed set of blendshape weights with a small left/right asymmetry, so the AU-pair relations of the
+ReactDiff paper's Table 17 hold: symmetric pairs match, co-occurring pairs rise together, and
+mutually exclusive pairs rarely co-activate. Every ``Left``/``Right`` pair is read as the two halves
+of one action, as Table 17 does. Emotion-25 is :func:`reactlib.coeffs.emotion_from_coeffs`.
+
+Splits use disjoint people (held-out identities), everything is determined by the seed, and a
+corpus is written atomically and cached by the hash of its :class:`Spec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import signal
+
+from reactlib import coeffs, data, paths
+from reactlib.coeffs import index as _i
+
+if TYPE_CHECKING:
+    from reactlib.config import Config
+
+VERSION = 1
+"""Bumped whenever the generator changes what it writes, so caches are rebuilt."""
+SITE = "SynthReact"
+SAMPLE_RATE = 16000
+VIDEO_SIZE = 256
+SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+FPS = coeffs.FPS
+DT = 1.0 / FPS
+
+TRANSLATION_RANGE = {"tx": (-0.10, 0.10), "ty": (-0.06, 0.06), "tz": (1.60, 2.10)}
+"""Documented range of head translation (renderer units; the neutral face sits at z = 1.84)."""
+DELAY_RANGE_S = (0.3, 0.8)
+NOD_BAND_HZ = (1.2, 4.0)
+"""Pitch oscillations in this band are nods; slower pitch motion is posture and sway."""
+
+
+# --- Configuration and people ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything that determines a SynthReact corpus (its hash names the cache)."""
+
+    sessions: int
+    listeners: int
+    frames: int
+    """Frames used per clip; one more is stored, as REACT stores 751 and uses 750."""
+    videos: int = 0
+    """How many sessions (the first ones, train split first) also get rendered mp4 videos."""
+    seed: int = 0
+    sample_rate: int = SAMPLE_RATE
+    version: int = VERSION
+
+    def __post_init__(self):
+        for name, low in (("sessions", 3), ("listeners", 1), ("frames", 50), ("videos", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"Spec.{name} must be an integer >= {low}, got {value!r}")
+
+    @classmethod
+    def from_config(cls, cfg: Config, **overrides) -> Spec:
+        base = dict(
+            sessions=cfg.synth_sessions,
+            listeners=cfg.synth_listeners,
+            frames=cfg.clip_frames,
+            videos=cfg.synth_videos,
+            seed=cfg.seed,
+        )
+        return cls(**{**base, **overrides})
+
+    def digest(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Person:
+    """One identity: speaking style, listening personality and appearance seed."""
+
+    pid: str
+    # speaking
+    f0: float
+    speech_rate: float
+    smile_rate: float
+    # listening
+    delay_s: float
+    smile_gain: float
+    nod_prob: float
+    brow_gain: float
+    lean_gain: float
+    yaw_offset: float
+    yaw_drift: float
+    expressivity: float
+    rest_smile: float
+    rest_brow: float
+    asymmetry: float
+    appearance_seed: int
+
+    @classmethod
+    def draw(cls, pid: str, rng: np.random.Generator) -> Person:
+        return cls(
+            pid=pid,
+            f0=float(rng.choice([rng.uniform(95, 140), rng.uniform(170, 240)])),
+            speech_rate=float(rng.uniform(3.5, 5.0)),
+            smile_rate=float(rng.uniform(0.08, 0.16)),
+            delay_s=float(rng.uniform(*DELAY_RANGE_S)),
+            smile_gain=float(rng.uniform(0.5, 1.0)),
+            nod_prob=float(rng.uniform(0.6, 0.95)),
+            brow_gain=float(rng.uniform(0.4, 0.9)),
+            lean_gain=float(rng.uniform(0.03, 0.08)),
+            yaw_offset=float(rng.uniform(-0.12, 0.12)),
+            yaw_drift=float(rng.uniform(0.03, 0.08)),
+            expressivity=float(rng.uniform(0.8, 1.15)),
+            rest_smile=float(rng.uniform(0.0, 0.08)),
+            rest_brow=float(rng.uniform(0.0, 0.06)),
+            asymmetry=float(rng.uniform(0.0, 0.06)),
+            appearance_seed=int(rng.integers(2**31)),
+        )
+
+    @property
+    def delay_frames(self) -> int:
+        return round(self.delay_s * FPS)
+
+
+# --- Signal primitives ---------------------------------------------------------------------------
+
+
+def smooth_noise(rng: np.random.Generator, frames: int, cutoff_hz: float) -> np.ndarray:
+    """Unit-variance noise through a critically damped second-order low-pass (smooth position,
+    velocity and acceleration), with a warm-up so it starts in its stationary state."""
+    warm = int(3 * FPS / cutoff_hz)
+    omega = 2 * np.pi * cutoff_hz * DT
+    pole = np.exp(-omega)
+    # Two cascaded one-pole filters = a critically damped second-order system.
+    b, a = [(1 - pole) ** 2], [1.0, -2 * pole, pole**2]
+    x = signal.lfilter(b, a, rng.standard_normal(frames + warm))[warm:]
+    return x / (x.std() + 1e-12)
+
+
+def bump(length: int, attack: int) -> np.ndarray:
+    """An event envelope: a raised-cosine rise over ``attack`` frames, then a cosine fall."""
+    attack = max(1, min(attack, length - 1))
+    rise = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, attack, endpoint=False))
+    fall = 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, length - attack))
+    return np.concatenate([rise, fall])
+
+
+def events(
+    rng: np.random.Generator,
+    frames: int,
+    rate_hz: float,
+    dur_s: tuple,
+    amp: tuple,
+    at_least: int = 0,
+) -> np.ndarray:
+    """Poisson events of random duration and amplitude; overlapping events take the maximum.
+
+    ``at_least`` guarantees that many events that end inside the clip, placed uniformly.
+    """
+    out = np.zeros(frames)
+    longest = min(round(dur_s[1] * FPS), frames)  # an event longer than the clip ends at its end
+    starts = []
+    t = rng.exponential(1 / rate_hz) * FPS
+    while t < frames:
+        starts.append(int(t))
+        t += rng.uniform(*dur_s) * FPS + rng.exponential(1 / rate_hz) * FPS
+    while sum(start + longest <= frames for start in starts) < at_least:
+        starts.append(int(rng.integers(0, max(1, frames - longest))))
+    for start in starts:
+        length = max(3, round(rng.uniform(*dur_s) * FPS))
+        shape = rng.uniform(*amp) * bump(length, max(1, length // 4))
+        end = min(frames, start + length)
+        out[start:end] = np.maximum(out[start:end], shape[: end - start])
+    return out
+
+
+def delayed(x: np.ndarray, frames: int) -> np.ndarray:
+    """``x(t - frames)``, holding the first value before the clip starts."""
+    if frames <= 0:
+        return x.copy()
+    return np.concatenate([np.full(frames, x[0]), x[:-frames]])
+
+
+def soft_range(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map unit-scale noise smoothly into ``(low, high)`` (tanh keeps derivatives continuous)."""
+    return low + (high - low) * 0.5 * (1 + np.tanh(0.8 * x))
+
+
+# --- The speaker ------------------------------------------------------------------------------
+
+
+def turns(rng: np.random.Generator, frames: int, speech_s=(1.5, 4.0), pause_s=(0.8, 2.0)):
+    """Speech (1) / pause (0) per frame, alternating turns of random length."""
+    voiced = np.zeros(frames, dtype=bool)
+    t, speaking = 0, bool(rng.random() < 0.7)
+    while t < frames:
+        length = round(rng.uniform(*(speech_s if speaking else pause_s)) * FPS)
+        voiced[t : t + length] = speaking
+        t += length
+        speaking = not speaking
+    return voiced
+
+
+def pause_onsets(voiced: np.ndarray, min_frames: int = 1) -> np.ndarray:
+    """Frames where a pause of at least ``min_frames`` begins."""
+    v = voiced.astype(int)
+    starts = np.flatnonzero(np.diff(v) == -1) + 1
+    keep = [s for s in starts if not voiced[s : s + min_frames].any()]
+    return np.asarray(keep, dtype=int)
+
+
+def syllables(rng: np.random.Generator, voiced: np.ndarray, rate_hz: float):
+    """Syllable envelopes during speech: (jaw opening in [0, 1], rounded-vowel mask, onsets)."""
+    frames = len(voiced)
+    jaw = np.zeros(frames)
+    rounded = np.zeros(frames)
+    onsets = []
+    t = 0
+    while t < frames:
+        if not voiced[t]:
+            t += 1
+            continue
+        length = max(3, round(rng.uniform(0.7, 1.3) * FPS / rate_hz))
+        end = min(frames, t + length)
+        shape = rng.uniform(0.45, 1.0) * bump(length, length // 2)[: end - t]
+        shape *= voiced[t:end]
+        if rng.random() < 0.2:  # an "o/u" syllable: rounded lips, less jaw
+            rounded[t:end] = np.maximum(rounded[t:end], shape)
+            shape = 0.5 * shape
+        jaw[t:end] = np.maximum(jaw[t:end], shape)
+        onsets.append(t)
+        t = end
+    return jaw, rounded, np.asarray(onsets, dtype=int)
+
+
+@dataclass
+class Programs:
+    """Activations of the facial programs of one stream, each ``(T,)``."""
+
+    smile: np.ndarray
+    frown: np.ndarray
+    surprise: np.ndarray
+    sneer: np.ndarray
+    blink: np.ndarray
+    jaw: np.ndarray
+    rounded: np.ndarray
+    press: np.ndarray
+    gaze_v: np.ndarray
+    gaze_h: np.ndarray
+
+
+def _sides(value: np.ndarray, asym: float, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right halves of one action, differing by a small slowly varying asymmetry."""
+    return value * (1 + asym * phase), value * (1 - asym * phase)
+
+
+def expression(p: Programs, person: Person, rng: np.random.Generator) -> np.ndarray:
+    """The 52 blendshape weights of a stream from its program activations."""
+    frames = len(p.smile)
+    x = np.zeros((frames, 52))
+    asym = smooth_noise(rng, frames, 0.05)
+
+    def put(stem: str, value: np.ndarray, k: float = 1.0) -> None:
+        left, right = _sides(value, person.asymmetry * k, asym)
+        x[:, _i(f"{stem}Left")] += left
+        x[:, _i(f"{stem}Right")] += right
+
+    def put1(name: str, value: np.ndarray) -> None:
+        x[:, _i(name)] += value
+
+    s, f, u, n, b = p.smile, p.frown, p.surprise, p.sneer, p.blink
+    # Smile: lip corners, cheeks, a little eye squint, dimples and outer brow (Table 17 pairs).
+    put("mouthSmile", s, 1.5)
+    put("cheekSquint", 0.6 * s + 0.5 * f + 0.5 * n)
+    put("eyeSquint", 0.3 * s)
+    put("mouthDimple", 0.25 * s)
+    put("browOuterUp", 0.12 * s + 0.9 * u)
+    put("mouth", 0.05 * s)
+    # Frown: corners down (kept below 0.3, Table 17 also lists Left/Right frown as exclusive),
+    # brows down, gaze down, lips pressed (also a little in a closed-lip smile).
+    put("mouthFrown", 0.28 * f)
+    put("browDown", 0.6 * f + 0.4 * n + 0.2 * b + 0.25 * (-p.gaze_v).clip(min=0))
+    put("mouthPress", 0.25 * f + 0.1 * s)
+    # Sneer (disgust): nose, upper lip, cheeks and brows.
+    put("noseSneer", 0.5 * n)
+    # Surprise: inner and outer brows up, eyes wide, gaze up, jaw drops a little.
+    put1("browInnerUp", u + person.rest_brow)
+    put("eyeWide", 0.8 * u)
+    # Blinks close both eyes.
+    put("eyeBlink", b)
+    # Gaze: vertical (up/down) and vergence (in/out) of both eyes.
+    put("eyeLookUp", 0.35 * u + 0.3 * p.gaze_v.clip(min=0))
+    put("eyeLookDown", 0.35 * (-p.gaze_v).clip(min=0))
+    put("eyeLookIn", 0.18 * p.gaze_h.clip(min=0))
+    put("eyeLookOut", 0.18 * (-p.gaze_h).clip(min=0))
+    # Speech visemes: jaw, lower lip, a little lateral motion, rounded vowels.
+    jaw = p.jaw + 0.2 * u
+    put1("jawOpen", jaw)
+    put("mouthLowerDown", 0.35 * p.jaw)
+    put("mouthUpperUp", 0.25 * n + 0.04 * p.jaw)
+    put("mouthStretch", 0.08 * p.jaw)
+    put("jaw", 0.04 * p.jaw)
+    put1("jawForward", 0.05 * p.jaw)
+    put1("mouthFunnel", 0.25 * p.rounded)
+    put1("mouthPucker", 0.25 * p.rounded)
+    put1("mouthRollLower", 0.05 * p.press)
+    put1("mouthShrugUpper", 0.1 * p.press)
+    put1("mouthClose", 0.15 * p.press)
+    put1("cheekPuff", 0.02 * s)
+    return np.clip(x, 0.0, 1.0)
+
+
+def speaker_stream(person: Person, frames: int, rng: np.random.Generator) -> dict:
+    """One speaker clip: coefficients plus the hidden signals the listeners and the audio use."""
+    voiced = turns(rng, frames)
+    jaw, rounded, onsets = syllables(rng, voiced, person.speech_rate)
+    valence = smooth_noise(rng, frames, 0.03)
+    smile = np.clip(
+        events(rng, frames, person.smile_rate, (1.0, 3.0), (0.45, 0.9), at_least=1)
+        + 0.06 * valence.clip(min=0)
+        + person.rest_smile,
+        0,
+        1,
+    )
+    surprise = events(rng, frames, 0.05, (0.6, 1.2), (0.6, 1.0))
+    frown = events(rng, frames, 0.04, (1.0, 2.5), (0.6, 1.0)) * (smile < 0.3)
+    sneer = events(rng, frames, 0.03, (0.8, 2.0), (0.5, 1.0)) * (smile < 0.3) * (frown < 0.1)
+    blink = events(rng, frames, 0.3, (0.12, 0.24), (0.9, 1.0)) * (1 - 3 * surprise).clip(0, 1)
+    arousal = np.clip(0.5 * smooth_noise(rng, frames, 0.05) + 0.6 * voiced + surprise, -1, 2)
+    press = 0.12 * (~voiced) * (1 - smile).clip(0, 1)
+    programs = Programs(
+        smile=smile,
+        frown=frown,
+        surprise=surprise,
+        sneer=sneer,
+        blink=blink,
+        jaw=jaw,
+        rounded=rounded,
+        press=press,
+        gaze_v=0.8 * smooth_noise(rng, frames, 0.2),
+        gaze_h=0.8 * smooth_noise(rng, frames, 0.15),
+    )
+    x = np.zeros((frames, 58))
+    x[:, coeffs.EXPRESSION] = expression(programs, person, rng)
+    # Emphasis nods: a short pitch dip on some stressed syllables.
+    emphasis = np.zeros(frames)
+    for t in onsets[rng.random(len(onsets)) < 0.12]:
+        length = min(8, frames - t)
+        emphasis[t : t + length] += 0.05 * bump(8, 3)[:length]
+    x[:, _i("pitch")] = 0.03 * smooth_noise(rng, frames, 0.4) + emphasis
+    x[:, _i("yaw")] = person.yaw_offset + 0.08 * smooth_noise(rng, frames, 0.1)
+    x[:, _i("roll")] = 0.035 * smooth_noise(rng, frames, 0.2)
+    _translation(x, rng, lean=np.zeros(frames))
+    f0 = person.f0 * (1 + 0.06 * smooth_noise(rng, frames, 0.5) + 0.15 * emphasis / 0.05)
+    energy = voiced * (0.35 + 0.65 * jaw)
+    return {
+        "coeffs": x.astype(np.float32),
+        "voiced": voiced,
+        "smile": smile,
+        "surprise": surprise,
+        "frown": frown,
+        "sneer": sneer,
+        "arousal": arousal,
+        "f0": f0,
+        "energy": energy,
+        "jaw": x[:, _i("jawOpen")],
+    }
+
+
+def _translation(x: np.ndarray, rng: np.random.Generator, lean: np.ndarray) -> None:
+    """Smooth second-order head drift within TRANSLATION_RANGE; ``lean`` moves the head closer."""
+    frames = len(x)
+    for name, cutoff in (("tx", 0.08), ("ty", 0.1), ("tz", 0.05)):
+        low, high = TRANSLATION_RANGE[name]
+        if name == "tz":
+            mid = 0.5 * (low + high)
+            span = 0.35 * (high - low)
+            value = soft_range(smooth_noise(rng, frames, cutoff), mid - span, mid + span) - lean
+            x[:, _i(name)] = np.clip(value, low, high)
+        else:
+            x[:, _i(name)] = soft_range(smooth_noise(rng, frames, cutoff), low, high)
+
+
+# --- The listeners ----------------------------------------------------------------------------
+
+
+def nod(frames_long: int, amplitude: float) -> np.ndarray:
+    """A backchannel nod: one or two pitch oscillations at about 2 Hz under a smooth window."""
+    t = np.arange(frames_long) * DT
+    return amplitude * np.sin(2 * np.pi * 2.0 * t) * np.hanning(frames_long)
+
+
+def listener_stream(
+    person: Person, speaker: dict, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A listener's coefficients, following the speaker by the person's rules.
+
+    Returns the coefficients and the frames where backchannel nods were placed.
+    """
+    frames = len(speaker["smile"])
+    d = person.delay_frames
+    e = person.expressivity
+    smile = np.clip(
+        person.rest_smile
+        + e * person.smile_gain * delayed(speaker["smile"], d)
+        + 0.02 * smooth_noise(rng, frames, 0.3),
+        0,
+        1,
+    )
+    surprise = e * person.brow_gain * delayed(speaker["surprise"], d)
+    frown = 0.6 * e * delayed(speaker["frown"], d) * (smile < 0.3)
+    sneer = 0.5 * e * delayed(speaker["sneer"], d) * (smile < 0.3)
+    blink = events(rng, frames, 0.25, (0.12, 0.24), (0.9, 1.0)) * (1 - 3 * surprise).clip(0, 1)
+    programs = Programs(
+        smile=smile,
+        frown=frown,
+        surprise=surprise,
+        sneer=sneer,
+        blink=blink,
+        jaw=np.zeros(frames),
+        rounded=np.zeros(frames),
+        press=0.1 * (1 - smile).clip(0, 1),
+        gaze_v=0.6 * smooth_noise(rng, frames, 0.15),
+        gaze_h=0.6 * smooth_noise(rng, frames, 0.1) + 0.3,
+    )
+    x = np.zeros((frames, 58))
+    x[:, coeffs.EXPRESSION] = expression(programs, person, rng)
+    # Backchannel nods: after each speaker pause begins (with the cognitive delay), with the
+    # person's probability; rare spontaneous nods during speech.
+    pitch = 0.025 * smooth_noise(rng, frames, 0.3)
+    placed = []
+    starts = [t + d for t in pause_onsets(speaker["voiced"], 6) if rng.random() < person.nod_prob]
+    rare = np.flatnonzero(rng.random(frames) < 0.015 * DT)
+    for t in [*starts, *rare]:
+        length = round(rng.uniform(0.5, 1.0) * FPS)
+        if t + length > frames:
+            continue
+        pitch[t : t + length] += nod(length, rng.uniform(0.06, 0.1) * e)
+        placed.append(t)
+    x[:, _i("pitch")] = pitch
+    x[:, _i("yaw")] = person.yaw_offset + person.yaw_drift * smooth_noise(rng, frames, 0.05)
+    x[:, _i("roll")] = 0.025 * smooth_noise(rng, frames, 0.15)
+    arousal = delayed(speaker["arousal"], d)
+    lean = person.lean_gain * signal.lfilter([0.05], [1, -0.95], arousal - arousal.mean())
+    _translation(x, rng, lean=lean)
+    return x.astype(np.float32), np.asarray(sorted(placed), dtype=int)
+
+
+# --- Measurable rules --------------------------------------------------------------------------
+
+
+def xcorr_peak_lag(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> int:
+    """Lag (frames) at which ``follower(t)`` best matches ``leader(t - lag)``, 0..max_lag:
+    the lag with the highest Pearson correlation over the overlapping frames."""
+    n = len(leader)
+    scores = [_pearson(leader[: n - lag], follower[lag:]) for lag in range(max_lag + 1)]
+    return int(np.nanargmax(scores))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / denominator) if denominator > 0 else np.nan
+
+
+def nod_onsets(pitch: np.ndarray, threshold: float = 0.03) -> np.ndarray:
+    """Frames where a nod starts: the band-passed pitch envelope crosses ``threshold`` rad."""
+    b, a = signal.butter(2, [f / (FPS / 2) for f in NOD_BAND_HZ], btype="band")
+    band = signal.filtfilt(b, a, pitch)
+    env = np.abs(signal.hilbert(band))
+    above = env > threshold
+    return np.flatnonzero(above[1:] & ~above[:-1]) + 1
+
+
+def nod_counts(pitch: np.ndarray, speaker_voiced: np.ndarray, delay: int) -> dict[str, float]:
+    """Nods attributed to speaker pauses and to speech, judged at the stimulus time (nod onset
+    minus the listener's delay), with the seconds of pause and of speech they fall in."""
+    onsets = nod_onsets(pitch) - delay
+    onsets = onsets[onsets >= 0]
+    voiced = speaker_voiced[: len(pitch)].astype(bool)
+    return {
+        "nods_pause": int(np.sum(~voiced[onsets])),
+        "nods_speech": int(np.sum(voiced[onsets])),
+        "pause_s": float((~voiced).sum() * DT),
+        "speech_s": float(voiced.sum() * DT),
+    }
+
+
+def nod_rates(pitch: np.ndarray, speaker_voiced: np.ndarray, delay: int) -> tuple[float, float]:
+    """Nods per second while the speaker pauses and while the speaker talks (see nod_counts)."""
+    c = nod_counts(pitch, speaker_voiced, delay)
+    return c["nods_pause"] / max(c["pause_s"], DT), c["nods_speech"] / max(c["speech_s"], DT)
+
+
+def smile_signal(x: np.ndarray) -> np.ndarray:
+    """Mean of ``mouthSmileLeft`` and ``mouthSmileRight`` per frame: ``(..., 58) -> (...)``."""
+    return 0.5 * (x[..., _i("mouthSmileLeft")] + x[..., _i("mouthSmileRight")])
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A written SynthReact session read back: the arrays and the recorded ground truth."""
+
+    name: str
+    speaker_id: str
+    speaker: np.ndarray
+    """``(T, 58)`` speaker coefficients."""
+    listeners: dict[str, np.ndarray]
+    """Person id -> ``(T, 58)`` listener coefficients."""
+    voiced: np.ndarray
+    """``(T,)`` True while the speaker talks."""
+    people: dict[str, dict]
+    """Person id -> that person's recorded parameters (``delay_s``, ``smile_gain``, ...)."""
+
+    def delay_frames(self, pid: str) -> int:
+        return round(self.people[pid]["delay_s"] * FPS)
+
+
+def read_sessions(corpus: data.Corpus, split: str) -> list[SessionView]:
+    """Every session of one split of a SynthReact corpus, read through the REACT-layout reader."""
+    if corpus.meta is None or corpus.meta.get("corpus") != SITE:
+        raise ValueError(f"{corpus.root} is not a SynthReact corpus (no {data.CORPUS_FILE})")
+    reader = corpus.split(split)
+    people = corpus.meta["people"]
+    out = []
+    for entry in corpus.meta["sessions"]:
+        if entry["split"] != split:
+            continue
+
+        def load(pid: str, name: str = entry["name"]) -> np.ndarray:
+            return reader.coeffs(f"{SITE}/{name}/{pid}/1")
+
+        voiced = voiced_from_runs(entry["voiced"], corpus.meta["stored_frames"])
+        out.append(
+            SessionView(
+                name=entry["name"],
+                speaker_id=entry["speaker"],
+                speaker=load(entry["speaker"]),
+                listeners={pid: load(pid) for pid in entry["listeners"]},
+                voiced=voiced[: reader.frames],
+                people={pid: people[pid] for pid in [entry["speaker"], *entry["listeners"]]},
+            )
+        )
+    return out
+
+
+def rule_report(views: list[SessionView], max_lag: int = 30):
+    """One row per listener: the recorded delay, the smile cross-correlation peak, and the nods
+    in speaker pauses and in speech (a pandas DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for view in views:
+        for pid, x in view.listeners.items():
+            delay = view.delay_frames(pid)
+            rows.append(
+                {
+                    "session": view.name,
+                    "listener": pid,
+                    "delay_frames": delay,
+                    "xcorr_peak": xcorr_peak_lag(
+                        smile_signal(view.speaker), smile_signal(x), max_lag
+                    ),
+                    **nod_counts(x[:, _i("pitch")], view.voiced, delay),
+                }
+            )
+    report = pd.DataFrame(rows)
+    report["delay_error"] = report.xcorr_peak - report.delay_frames
+    return report
+
+
+def pair_statistics(x: np.ndarray, threshold: float = 0.3):
+    """Table 17 statistics over frames ``(..., 58)``: correlation of every pair, and for the
+    mutually exclusive pairs the fraction of frames where both exceed ``threshold``.
+
+    Returns a pandas DataFrame with columns kind, a, b, corr, both_active.
+    """
+    import pandas as pd
+
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+    rows = []
+    for kind in coeffs.PAIR_KINDS:
+        for a, b in coeffs.pairs(kind):
+            u, v = flat[:, _i(a)], flat[:, _i(b)]
+            corr = np.nan if u.std() < 1e-9 or v.std() < 1e-9 else np.corrcoef(u, v)[0, 1]
+            both = float(np.mean((u > threshold) & (v > threshold)))
+            rows.append({"kind": kind, "a": a, "b": b, "corr": corr, "both_active": both})
+    return pd.DataFrame(rows)
+
+
+# --- The corpus ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    name: str
+    split: str
+    speaker: Person
+    listeners: list[Person]
+    streams: dict
+    """``speaker`` (the speaker dict), ``listeners`` (list of coefficient arrays) and ``nods``."""
+
+    def clip(self, person: Person) -> str:
+        return f"{SITE}/{self.name}/{person.pid}/1"
+
+
+def people_for_splits(spec: Spec, rng: np.random.Generator) -> dict[str, list[Person]]:
+    """Disjoint pools of people per split; a pool recurs across its split's sessions."""
+    pools, next_id = {}, 0
+    for split, sessions in session_counts(spec).items():
+        size = max(spec.listeners + 1, (sessions * (spec.listeners + 1)) // 3)
+        pools[split] = [Person.draw(f"P{next_id + k:04d}", rng) for k in range(size)]
+        next_id += size
+    return pools
+
+
+def session_counts(spec: Spec) -> dict[str, int]:
+    val = max(1, round(spec.sessions * SPLIT_FRACTIONS["val"]))
+    test = max(1, round(spec.sessions * SPLIT_FRACTIONS["test"]))
+    return {"train": spec.sessions - val - test, "val": val, "test": test}
+
+
+def sessions(spec: Spec) -> list[Session]:
+    """Generate every session of the corpus in memory (deterministic for ``spec.seed``)."""
+    root_rng = np.random.default_rng([spec.seed, 0x5EAC7])
+    pools = people_for_splits(spec, root_rng)
+    stored = spec.frames + 1
+    out = []
+    number = 0
+    for split, count in session_counts(spec).items():
+        pool = pools[split]
+        for _ in range(count):
+            rng = np.random.default_rng([spec.seed, number])
+            chosen = rng.choice(len(pool), size=spec.listeners + 1, replace=False)
+            speaker, listeners = pool[chosen[0]], [pool[k] for k in chosen[1:]]
+            sp = speaker_stream(speaker, stored, rng)
+            listened = [listener_stream(p, sp, rng) for p in listeners]
+            out.append(
+                Session(
+                    name=f"session_{number:04d}",
+                    split=split,
+                    speaker=speaker,
+                    listeners=listeners,
+                    streams={
+                        "speaker": sp,
+                        "listeners": [c for c, _ in listened],
+                        "nods": [n for _, n in listened],
+                    },
+                )
+            )
+            number += 1
+    return out
+
+
+def neighbour_matrix(split_sessions: list[Session]) -> np.ndarray:
+    """``(2L, 2L)`` in mirrored order: an original item's appropriate set is every listener of
+    the same speaker clip; a mirrored item (the speaker as "listener") has only itself."""
+    owners = np.concatenate([[k] * len(s.listeners) for k, s in enumerate(split_sessions)])
+    n = len(owners)
+    matrix = np.zeros((2 * n, 2 * n), dtype=bool)
+    matrix[:n, :n] = owners[:, None] == owners[None, :]
+    matrix[n:, n:] = np.eye(n, dtype=bool)
+    return matrix
+
+
+def _write_session(root: Path, s: Session, spec: Spec, render_video: bool) -> None:
+    from reactlib import audio
+
+    sp = s.streams["speaker"]
+    clips = [(s.speaker, sp["coeffs"])] + list(
+        zip(s.listeners, s.streams["listeners"], strict=True)
+    )
+    for person, x in clips:
+        clip = s.clip(person)
+        data.save_coeffs(data.clip_file(root, "coeffs", clip, must_exist=False), x)
+        emotion = coeffs.emotion_from_coeffs(x)
+        data.save_emotion(data.clip_file(root, "emotion", clip, must_exist=False), emotion)
+    seed = int(s.name.split("_")[1])
+    wav = audio.synthesize(
+        sp["f0"], sp["energy"], sp["jaw"], fps=FPS, sample_rate=spec.sample_rate, seed=seed
+    )
+    path = data.clip_file(root, "audio", s.clip(s.speaker), must_exist=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio.write_wav(path, wav, spec.sample_rate)
+    if render_video:
+        from reactlib import render
+
+        for person, x in clips:
+            renderer = render.FaceRenderer(
+                VIDEO_SIZE, identity=render.Identity.random(person.appearance_seed)
+            )
+            path = data.clip_file(root, "video", s.clip(person), must_exist=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            render.write_video(path, renderer.render(x), fps=FPS)
+
+
+def _meta(spec: Spec, all_sessions: list[Session], seconds: float) -> dict:
+    people = {}
+    for s in all_sessions:
+        for role, p in [("speaker", s.speaker), *[("listener", q) for q in s.listeners]]:
+            entry = people.setdefault(p.pid, {**dataclasses.asdict(p), "split": s.split})
+            entry.setdefault("roles", set()).add(role)
+    for entry in people.values():
+        entry["roles"] = sorted(entry["roles"])
+    return {
+        "corpus": SITE,
+        "version": VERSION,
+        "spec": dataclasses.asdict(spec),
+        "digest": spec.digest(),
+        "fps": FPS,
+        "frames": spec.frames,
+        "stored_frames": spec.frames + 1,
+        "mirror": False,
+        "sample_rate": spec.sample_rate,
+        "listener_audio": False,
+        "video_size": VIDEO_SIZE,
+        "translation_range": TRANSLATION_RANGE,
+        "generation_seconds": round(seconds, 2),
+        "sessions": [
+            {
+                "name": s.name,
+                "split": s.split,
+                "speaker": s.speaker.pid,
+                "listeners": [p.pid for p in s.listeners],
+                "nods": [n.tolist() for n in s.streams["nods"]],
+                "voiced": _runs(s.streams["speaker"]["voiced"]),
+                "video": k < spec.videos,
+            }
+            for k, s in enumerate(all_sessions)
+        ],
+        "people": people,
+    }
+
+
+def _runs(mask: np.ndarray) -> list[list[int]]:
+    """Speech segments as [start, stop) frame pairs (compact for the corpus file)."""
+    v = np.concatenate([[0], mask.astype(int), [0]])
+    edges = np.flatnonzero(np.diff(v))
+    return edges.reshape(-1, 2).tolist()
+
+
+def voiced_from_runs(runs: list[list[int]], frames: int) -> np.ndarray:
+    mask = np.zeros(frames, dtype=bool)
+    for start, stop in runs:
+        mask[start:stop] = True
+    return mask
+
+
+def generate(spec: Spec, out: str | Path, *, progress=None, force: bool = False) -> Path:
+    """Write the corpus of ``spec`` to ``out`` and return it; reuse it when ``out`` already
+    holds the same corpus (same digest), unless ``force``.
+
+    The corpus is built in a temporary sibling folder and renamed into place at the end, so an
+    interrupted run leaves no half corpus. A non-empty ``out`` that is not a SynthReact corpus is
+    never overwritten.
+    """
+    out = Path(out)
+    existing = data.read_corpus_meta(out) if out.is_dir() else None
+    if existing is not None and existing.get("digest") == spec.digest() and not force:
+        return out
+    if out.exists() and existing is None and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(
+            f"{out} exists and is not a SynthReact corpus; choose an empty or new folder"
+        )
+    wrap = progress or (lambda it, **_: it)
+    started = time.perf_counter()
+    all_sessions = sessions(spec)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for split in SPLIT_FRACTIONS:
+            in_split = [s for s in all_sessions if s.split == split]
+            pairs = [(s.clip(s.speaker), s.clip(p)) for s in in_split for p in s.listeners]
+            data.write_pairs(tmp, split, pairs)
+            data.save_neighbours(tmp, split, neighbour_matrix(in_split))
+        for k, s in enumerate(wrap(all_sessions, desc="SynthReact", unit="session")):
+            _write_session(tmp, s, spec, render_video=k < spec.videos)
+        meta = _meta(spec, all_sessions, time.perf_counter() - started)
+        (tmp / data.CORPUS_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def default_dir(spec: Spec) -> Path:
+    """``data/synth/<digest>/`` under the checkout (git-ignored)."""
+    return paths.repo_root() / "data" / "synth" / spec.digest()
+
+
+def ensure(cfg: Config, **overrides) -> Path:
+    """The profile's SynthReact corpus, generated on first use and cached by its digest."""
+    from reactlib import runtime
+
+    spec = Spec.from_config(cfg, **overrides)
+    out = default_dir(spec)
+
+    def bar(iterable, **kwargs):
+        return runtime.progress(iterable, cfg=cfg, **kwargs)
+
+    return generate(spec, out, progress=bar)
