@@ -199,11 +199,17 @@ def load_coeffs(path: str | Path, frames: int | None = None) -> np.ndarray:
     return _check_frames(path, array.astype(np.float32), frames, "coefficients")
 
 
-def save_coeffs(path: str | Path, x: np.ndarray) -> Path:
+def _writable(path: str | Path, x: np.ndarray, width: int, what: str) -> np.ndarray:
+    """``x`` as finite float32 ``(T, width)``, with the file's folder created."""
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2 or x.shape[1] != coeffs.NUM_COEFFS or not np.all(np.isfinite(x)):
-        raise ValueError(f"{path}: coefficients must be finite (T, 58), got shape {x.shape}")
+    if x.ndim != 2 or x.shape[1] != width or not np.all(np.isfinite(x)):
+        raise ValueError(f"{path}: {what} must be finite (T, {width}), got shape {x.shape}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return x
+
+
+def save_coeffs(path: str | Path, x: np.ndarray) -> Path:
+    x = _writable(path, x, coeffs.NUM_COEFFS, "coefficients")
     return paths.write_atomically(path, lambda tmp: np.save(tmp, x))
 
 
@@ -228,10 +234,7 @@ def load_emotion(path: str | Path, frames: int | None = None) -> np.ndarray:
 
 
 def save_emotion(path: str | Path, e: np.ndarray) -> Path:
-    e = np.asarray(e, dtype=np.float32)
-    if e.ndim != 2 or e.shape[1] != coeffs.NUM_EMOTION or not np.all(np.isfinite(e)):
-        raise ValueError(f"{path}: emotion must be finite (T, 25), got shape {e.shape}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    e = _writable(path, e, coeffs.NUM_EMOTION, "emotion")
     header = ",".join(coeffs.EMOTION_NAMES)
 
     def write(tmp: Path) -> None:

@@ -205,6 +205,12 @@ def events(
     return out
 
 
+def blinks(rng: np.random.Generator, frames: int, rate_hz: float, surprise: np.ndarray):
+    """Blinks of 0.12-0.24 s, suppressed while the eyes are wide with surprise (Table 17 lists
+    eyeWide and eyeBlink as mutually exclusive)."""
+    return events(rng, frames, rate_hz, (0.12, 0.24), (0.9, 1.0)) * (1 - 3 * surprise).clip(0, 1)
+
+
 def delayed(x: np.ndarray, frames: int) -> np.ndarray:
     """``x(t - frames)``, holding the first value before the clip starts."""
     if frames <= 0:
@@ -356,7 +362,7 @@ def speaker_stream(person: Person, frames: int, rng: np.random.Generator) -> dic
     surprise = events(rng, frames, 0.05, (0.6, 1.2), (0.6, 1.0))
     frown = events(rng, frames, 0.04, (1.0, 2.5), (0.6, 1.0)) * (smile < 0.3)
     sneer = events(rng, frames, 0.03, (0.8, 2.0), (0.5, 1.0)) * (smile < 0.3) * (frown < 0.1)
-    blink = events(rng, frames, 0.3, (0.12, 0.24), (0.9, 1.0)) * (1 - 3 * surprise).clip(0, 1)
+    blink = blinks(rng, frames, 0.3, surprise)
     arousal = np.clip(0.5 * smooth_noise(rng, frames, 0.05) + 0.6 * voiced + surprise, -1, 2)
     press = 0.12 * (~voiced) * (1 - smile).clip(0, 1)
     programs = Programs(
@@ -441,7 +447,7 @@ def listener_stream(
     surprise = e * person.brow_gain * delayed(speaker["surprise"], d)
     frown = 0.6 * e * delayed(speaker["frown"], d) * (smile < 0.3)
     sneer = 0.5 * e * delayed(speaker["sneer"], d) * (smile < 0.3)
-    blink = events(rng, frames, 0.25, (0.12, 0.24), (0.9, 1.0)) * (1 - 3 * surprise).clip(0, 1)
+    blink = blinks(rng, frames, 0.25, surprise)
     programs = Programs(
         smile=smile,
         frown=frown,
