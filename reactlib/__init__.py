@@ -20,12 +20,14 @@ _SUBMODULES = (
     "coeffs",
     "config",
     "data",
+    "diffusion",
     "notebooks",
     "paths",
     "render",
     "results",
     "runtime",
     "synth",
+    "widgets",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
