@@ -9,6 +9,8 @@ on the explorer, where tests can assert on it and students can read it.
 
 from __future__ import annotations
 
+import html
+import io
 import math
 import numbers
 
@@ -103,11 +105,15 @@ class ScheduleExplorer(ipywidgets.VBox):
                 value=sigma_max, base=10, min=0, max=3, step=0.1, description="sigma_max"
             ),
         }
-        self.output = ipywidgets.Output()
+        # The figure is shown as a PNG image widget rather than drawn into an Output widget:
+        # an Output widget captures display messages through the kernel's comm channel, which
+        # headless executors (papermill, nbval) handle differently and can stall on.
+        self.image = ipywidgets.Image(format="png")
+        self.message = ipywidgets.HTML()
         self.data: pd.DataFrame | None = None
         self.error: str | None = None
         self.figure = None
-        super().__init__([ipywidgets.HBox(list(self.controls.values())), self.output])
+        super().__init__([ipywidgets.HBox(list(self.controls.values())), self.message, self.image])
         for control in self.controls.values():
             control.observe(self.update, names="value")
         self.update()
@@ -127,31 +133,29 @@ class ScheduleExplorer(ipywidgets.VBox):
         return self.data
 
     def _draw(self, values: dict[str, float]) -> None:
-        from IPython.display import clear_output, display
-
         self.figure = None
-        with self.output:
-            clear_output(wait=True)
-            if self.data is None:
-                print(f"invalid settings: {self.error}")
-                return
-            fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-            reference = {**values, "rho": self.reference_rho}
-            draw_schedule(
-                schedule_figure_data(**reference),
-                axes,
-                label=f"rho = {self.reference_rho:g}",
-                color="0.7",
-            )
-            draw_schedule(self.data, axes, label=f"rho = {values['rho']:g}", color="C0")
-            below = float((self.data.sigma < 1).mean())
-            fig.suptitle(
-                f"{len(self.data)} steps; {below:.0%} of the network calls at sigma < 1", y=1.02
-            )
-            axes[0].legend()
-            self.figure = fig
-            display(fig)
-            plt.close(fig)
+        if self.data is None:
+            self.message.value = f"<b>invalid settings:</b> {html.escape(self.error or '')}"
+            return
+        self.message.value = ""
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        reference = {**values, "rho": self.reference_rho}
+        draw_schedule(
+            schedule_figure_data(**reference),
+            axes,
+            label=f"rho = {self.reference_rho:g}",
+            color="0.7",
+        )
+        draw_schedule(self.data, axes, label=f"rho = {values['rho']:g}", color="C0")
+        below = float((self.data.sigma < 1).mean())
+        title = f"{len(self.data)} steps; {below:.0%} of the network calls at sigma < 1"
+        fig.suptitle(title, y=1.02)
+        axes[0].legend()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        self.image.value = buffer.getvalue()
+        self.figure = fig
 
 
 def schedule_explorer(

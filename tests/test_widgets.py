@@ -152,6 +152,18 @@ def test_moving_a_slider_recomputes_the_table_and_the_figure():
     np.testing.assert_allclose(reference.get_ydata(), schedule_figure_data(20, 0.01, 80.0, 7).sigma)
 
 
+def test_the_figure_is_shown_as_a_png_image_and_errors_as_a_message():
+    explorer = schedule_explorer(n=12)
+    first = explorer.image.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and explorer.message.value == ""
+    explorer.controls["rho"].value = 2.0
+    assert explorer.image.value[:8] == b"\x89PNG\r\n\x1a\n" and explorer.image.value != first
+    explorer.controls["sigma_min"].value = 1.0
+    explorer.controls["sigma_max"].value = 1.0
+    assert "invalid settings" in explorer.message.value
+    assert "sigma_min &lt; sigma_max" in explorer.message.value
+
+
 def test_calling_the_callback_directly_returns_and_stores_the_new_table():
     explorer = schedule_explorer(n=8)
     explorer.controls["n"].value = 33
