@@ -166,17 +166,10 @@ def _synth(args: argparse.Namespace) -> None:
         k: v for k, v in (("seed", args.seed), ("synth_videos", args.videos)) if v is not None
     }
     cfg = config.resolve(args.profile, **overrides)
-    spec = synth.Spec.from_config(cfg)
-    out = args.out or synth.default_dir(spec)
     started = time.perf_counter()
-    from reactlib import runtime
-
-    synth.generate(
-        spec,
-        out,
-        force=args.force,
-        progress=lambda it, **kw: runtime.progress(it, cfg=cfg, **kw),
-    )
+    out = synth.ensure(cfg, args.out, force=args.force)
     seconds = time.perf_counter() - started
-    print(data.Corpus(out).describe().to_string())
+    corpus = data.Corpus(out)
+    print(corpus.describe().to_string())
+    spec = synth.Spec(**corpus.meta["spec"])
     print(f"SynthReact {spec.digest()} ({cfg.profile}: {spec}) in {out}: {seconds:.1f} s")

@@ -452,20 +452,24 @@ class Split:
 
     # Clip arrays ------------------------------------------------------------------------------
 
-    def _cached(self, modality: str, clip: str, load) -> np.ndarray:
+    def array(self, modality: str, clip: str) -> np.ndarray:
+        """One array modality (coeffs, emotion or audio features) of a clip, loaded once."""
+        if modality not in _ARRAY_LOADERS:
+            raise ValueError(f"array modalities are {', '.join(_ARRAY_LOADERS)}; got {modality!r}")
         key = (modality, clip)
         if key not in self._cache:
-            self._cache[key] = load(clip_file(self.root, modality, clip), self.frames)
+            path = clip_file(self.root, modality, clip)
+            self._cache[key] = _ARRAY_LOADERS[modality](path, self.frames)
         return self._cache[key]
 
     def coeffs(self, clip: str) -> np.ndarray:
-        return self._cached("coeffs", clip, load_coeffs)
+        return self.array("coeffs", clip)
 
     def emotion(self, clip: str) -> np.ndarray:
-        return self._cached("emotion", clip, load_emotion)
+        return self.array("emotion", clip)
 
     def audio_features(self, clip: str) -> np.ndarray:
-        return self._cached("audio", clip, load_audio_features)
+        return self.array("audio", clip)
 
     def video(self, clip: str) -> np.ndarray:
         return load_video(clip_file(self.root, "video", clip), self.frames)
@@ -475,10 +479,7 @@ class Split:
         "listener")`` for the REACT metrics."""
         if role not in ("speaker", "listener"):
             raise ValueError(f"role must be 'speaker' or 'listener', got {role!r}")
-        load = {"coeffs": self.coeffs, "emotion": self.emotion, "audio": self.audio_features}
-        if modality not in load:
-            raise ValueError(f"stack() takes coeffs, emotion or audio, got {modality!r}")
-        return np.stack([load[modality](getattr(item, role)) for item in self.items])
+        return np.stack([self.array(modality, getattr(item, role)) for item in self.items])
 
     @cached_property
     def clips(self) -> list[str]:
@@ -501,8 +502,7 @@ class Split:
                     if modality == "video":
                         clip_file(self.root, "video", clip)
                     else:
-                        getattr(self, {"coeffs": "coeffs", "emotion": "emotion",
-                                       "audio": "audio_features"}[modality])(clip)  # fmt: skip
+                        self.array(modality, clip)
                 except DataError as err:
                     problems.append(str(err))
         if problems:
@@ -510,6 +510,9 @@ class Split:
                 f"{len(problems)} problem(s) in split {self.name!r} of {self.root}:\n  "
                 + "\n  ".join(problems)
             )
+
+
+_ARRAY_LOADERS = {"coeffs": load_coeffs, "emotion": load_emotion, "audio": load_audio_features}
 
 
 # --- The corpus --------------------------------------------------------------------------------
@@ -559,8 +562,8 @@ class Corpus:
                 split = Split(self.root, name)
             # SynthReact's person folders are identities; REACT's (Expert_video, P25, ...) are
             # roles within a session, so a REACT person is a session's person folder.
-            depth = 2 if self.meta is not None else 1
-            people = {clip.rsplit("/", depth)[-depth if depth == 2 else 0] for clip in split.clips}
+            folders = {clip.rsplit("/", 1)[0] for clip in split.clips}
+            people = folders if self.meta is None else {f.rsplit("/", 1)[1] for f in folders}
             row = {
                 "split": name,
                 "pairs": len(split.pairs),

@@ -830,14 +830,14 @@ def default_dir(spec: Spec) -> Path:
     return paths.repo_root() / "data" / "synth" / spec.digest()
 
 
-def ensure(cfg: Config, **overrides) -> Path:
-    """The profile's SynthReact corpus, generated on first use and cached by its digest."""
+def ensure(cfg: Config, out: str | Path | None = None, *, force: bool = False, **overrides) -> Path:
+    """The profile's SynthReact corpus in ``out`` (default :func:`default_dir`), generated on
+    first use with a progress bar that follows the profile, and reused while its digest matches."""
     from reactlib import runtime
 
     spec = Spec.from_config(cfg, **overrides)
-    out = default_dir(spec)
 
     def bar(iterable, **kwargs):
         return runtime.progress(iterable, cfg=cfg, **kwargs)
 
-    return generate(spec, out, progress=bar)
+    return generate(spec, out or default_dir(spec), progress=bar, force=force)
