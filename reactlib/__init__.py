@@ -23,6 +23,7 @@ _SUBMODULES = (
     "diffusion",
     "notebooks",
     "paths",
+    "pfl",
     "render",
     "results",
     "runtime",

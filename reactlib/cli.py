@@ -96,6 +96,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--force", action="store_true", help="regenerate even if DIR is current")
 
+    crop = sub.add_parser(
+        "pfl-crop",
+        help="crop a face video with PFL's fixed window or the floating window",
+        description="Detect the face in every frame of IN (first pass), place the crop window(s) "
+        "and write the cropped video OUT (second pass), one frame in memory at a time. Exit "
+        "status 1 when IN cannot be read or has no face in any frame (OUT is not written; the "
+        "report still is).",
+    )
+    crop.add_argument("input", type=Path, metavar="IN", help="video file or folder of PNG frames")
+    crop.add_argument("output", type=Path, metavar="OUT", help="the cropped H.264 mp4")
+    crop.add_argument("--mode", choices=("pfl", "float"), default="pfl", help="default: pfl")
+    crop.add_argument(
+        "--detector",
+        choices=("haar", "oracle"),
+        default="haar",
+        help="haar (OpenCV frontal cascade) or oracle (true boxes: --boxes, or found from the "
+        "SynthReact corpus IN belongs to); default: haar",
+    )
+    crop.add_argument("--boxes", type=Path, help="oracle boxes, a (T, 4) .npy of centre x, y, w, h")
+    crop.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
+    crop.add_argument(
+        "--omega",
+        type=float,
+        nargs="+",
+        default=[256.0],
+        metavar="PX",
+        help="PFL's largest window, one value or W H (default 256)",
+    )
+    crop.add_argument("--padding", type=float, default=20.0, help="PFL padding px (default 20)")
+    crop.add_argument(
+        "--extent",
+        choices=("span", "omega"),
+        default="span",
+        help="PFL window size: the faces' span capped at omega (eq 8, default) or omega itself",
+    )
+    crop.add_argument(
+        "--margin", type=float, default=0.2, help="floating side = face * (1 + 2 margin)"
+    )
+    crop.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        help="floating window EMA weight in [0, 1) (centre and side; default 0)",
+    )
+    crop.add_argument("--scale-factor", type=float, default=1.1, help="Haar scaleFactor")
+    crop.add_argument("--min-neighbors", type=int, default=6, help="Haar minNeighbors")
+    crop.add_argument("--min-size", type=int, default=60, help="Haar minSize in pixels")
+    crop.add_argument("--report", type=Path, help="write the JSON report here")
+    crop.add_argument("--quiet", action="store_true", help="no progress bars")
+
     strip = sub.add_parser("strip", help="strip notebook outputs except golden cells")
     strip.add_argument(
         "--check", action="store_true", help="only report; exit 1 if anything would change"
@@ -133,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             notebooks.refresh_golden(book.select(args.only), book)
         elif args.command == "synth":
             _synth(args)
+        elif args.command == "pfl-crop":
+            return _pfl_crop(args)
         elif args.command == "strip":
             files = args.files
             if not files:
@@ -173,3 +225,73 @@ def _synth(args: argparse.Namespace) -> None:
     print(corpus.describe().to_string())
     spec = synth.Spec(**corpus.meta["spec"])
     print(f"SynthReact {spec.digest()} ({cfg.profile}: {spec}) in {out}: {seconds:.1f} s")
+
+
+def _pfl_crop(args: argparse.Namespace) -> int:
+    """Options are checked first (exit 2); problems with the video itself exit 1."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from reactlib import pfl
+
+    if len(args.omega) not in (1, 2):
+        raise ValueError(f"--omega takes one value or two (W H), got {len(args.omega)}")
+    omega = pfl._check_omega(args.omega[0] if len(args.omega) == 1 else tuple(args.omega))
+    if args.size < 8:
+        raise ValueError(f"--size must be at least 8, got {args.size}")
+    if args.padding < 0 or args.margin < 0 or not 0 <= args.smooth < 1:
+        raise ValueError(
+            f"need --padding >= 0, --margin >= 0 and 0 <= --smooth < 1, got {args.padding}, "
+            f"{args.margin}, {args.smooth}"
+        )
+    if args.detector == "haar":
+        if args.boxes is not None:
+            raise ValueError("--boxes goes with --detector oracle")
+        det = pfl.HaarDetector(args.scale_factor, args.min_neighbors, args.min_size)
+    elif args.boxes is not None:
+        det = pfl.OracleDetector(np.load(args.boxes), source=str(args.boxes))
+    else:
+        det = pfl.OracleDetector.for_synth_video(args.input)
+    if not args.output.parent.is_dir():
+        raise FileNotFoundError(
+            f"folder {args.output.parent} does not exist (writing {args.output})"
+        )
+
+    def bar(iterable):
+        return tqdm(iterable, unit="frame", disable=args.quiet, leave=False, file=sys.stderr)
+
+    try:
+        rep = pfl.crop_video(
+            args.input,
+            args.output,
+            args.mode,
+            det,
+            args.size,
+            omega=omega,
+            padding=args.padding,
+            extent=args.extent,
+            margin=args.margin,
+            smooth=args.smooth,
+            report=args.report,
+            progress=bar,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        if args.report is not None and args.report.exists():
+            print(f"report: {args.report}", file=sys.stderr)
+        return 1
+    d = rep.detections
+    print(
+        f"{rep.mode} crop of {rep.source}: {rep.frames} frames {rep.frame_size[1]}x"
+        f"{rep.frame_size[0]} -> {args.output} ({rep.size}x{rep.size})"
+    )
+    print(f"faces found in {d['found']}/{d['frames']} frames ({d['missed']} missed)")
+    if rep.mode == "pfl":
+        w = rep.window
+        print(f"window: centre ({w['x']:.1f}, {w['y']:.1f}), {w['w']:.0f}x{w['h']:.0f} px")
+    for warning in rep.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{rep.seconds['frames_per_second']:.1f} frames/s ({rep.seconds['total']:.2f} s)")
+    if args.report is not None:
+        print(f"report: {args.report}")
+    return 0

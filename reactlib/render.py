@@ -35,11 +35,12 @@ whose projected signed area falls to zero or flips (a closed eye, a back-facing 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -872,23 +873,24 @@ def _check_frames(frames) -> np.ndarray:
     return frames
 
 
-def write_video(path, frames: np.ndarray, fps: float = FPS) -> Path:
+def write_video(path, frames, fps: float = FPS) -> Path:
     """Write RGB frames as a browser-playable H.264 mp4 (yuv420p) and return its path.
 
-    Odd heights or widths are padded by one repeated edge pixel, since yuv420p needs even sizes.
-    The file appears atomically: it is encoded to a temporary file in the same folder, which
-    replaces ``path`` only once complete and is removed if anything fails.
+    ``frames`` is a ``(T, H, W, 3)`` uint8 array or any iterable of ``(H, W, 3)`` uint8 frames of
+    one size (a generator streams: one frame is held at a time). Odd heights or widths are padded
+    by one repeated edge pixel, since yuv420p needs even sizes. The file appears atomically: it is
+    encoded to a temporary file in the same folder, which replaces ``path`` only once complete and
+    is removed if anything fails (a bad frame, an empty iterable).
     """
     import imageio.v2 as imageio
 
-    frames = _check_frames(frames)
+    if isinstance(frames, np.ndarray):
+        frames = _check_frames(frames)
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {path.parent} does not exist (writing {path})")
-    _, h, w, _ = frames.shape
-    pad = ((0, h % 2), (0, w % 2), (0, 0))
 
     def encode(tmp: Path) -> None:
         writer = imageio.get_writer(
@@ -903,9 +905,32 @@ def write_video(path, frames: np.ndarray, fps: float = FPS) -> Path:
             # veryfast halves the encoding time of the default preset for a 4% larger file.
             output_params=["-movflags", "+faststart", "-preset", "veryfast"],
         )
-        with writer:
-            for frame in frames:
+        shape = None
+        try:
+            for i, frame in enumerate(frames):
+                if shape is None:
+                    shape = _check_frames(np.asarray(frame)[None]).shape[1:]
+                    h, w = shape[:2]
+                    pad = ((0, h % 2), (0, w % 2), (0, 0))
+                elif (
+                    not isinstance(frame, np.ndarray)
+                    or frame.shape != shape
+                    or (frame.dtype != np.uint8)
+                ):
+                    raise ValueError(
+                        f"frame {i} is {getattr(frame, 'shape', type(frame).__name__)} "
+                        f"{getattr(frame, 'dtype', '')}, the first was {shape} uint8"
+                    )
                 writer.append_data(np.pad(frame, pad, mode="edge") if h % 2 or w % 2 else frame)
+        except BaseException:
+            # imageio skips close() when the block raises; ffmpeg would then outlive the temp
+            # file and write it again when the writer is collected.
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        writer.close()
+        if shape is None:
+            raise ValueError(f"no frames to write to {path}")
 
     paths.write_atomically(path, encode)
     return path
@@ -917,24 +942,77 @@ _FRAME_NAME = re.compile(r"(\d+)\.png", re.IGNORECASE)
 def read_video(path) -> np.ndarray:
     """``(T, H, W, 3)`` uint8 RGB frames of a video file, or of a folder of numbered PNG frames
     (``1.png``, ``2.png``, ..., ordered by number, as REACT stores them)."""
+    return np.stack(list(iter_video(path)))
+
+
+def iter_video(path) -> Iterator[np.ndarray]:
+    """The frames of :func:`read_video` one at a time, for videos too long to hold in memory.
+
+    Raises ``ValueError`` naming the file when it cannot be decoded, when decoding fails part way
+    (a truncated file) or when it has no frames.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no video or frame folder at {path}")
     if path.is_dir():
-        return _read_frame_folder(path)
+        yield from _iter_frame_folder(path)
+        return
+    import imageio.v2 as imageio
+
+    n = 0
+    try:
+        reader = imageio.get_reader(path, format="FFMPEG")
+    except Exception as err:
+        raise ValueError(f"cannot read video {path}: {_first_line(err)}") from err
+    with reader:
+        it = iter(reader)
+        while True:
+            try:
+                frame = next(it)
+            except StopIteration:
+                break
+            except Exception as err:
+                raise ValueError(
+                    f"cannot read video {path} after frame {n}: {_first_line(err)}"
+                ) from err
+            n += 1
+            yield np.ascontiguousarray(np.asarray(frame)[..., :3], dtype=np.uint8)
+    if n == 0:
+        raise ValueError(f"video {path} has no frames")
+
+
+def _first_line(err: Exception) -> str:
+    """The message of a decoder error without ffmpeg's banner that imageio appends to it."""
+    text = str(err).strip()
+    return text.split("\n=== stderr ===")[0].splitlines()[0] if text else type(err).__name__
+
+
+def video_info(path) -> dict:
+    """``{"fps", "size": (H, W), "frames"}`` of a video file without decoding it; ``frames`` is
+    what the header's duration announces (None when unknown; a PNG folder reports fps 25 and
+    None). ``ValueError`` naming the file when it is not a readable video."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no video or frame folder at {path}")
+    if path.is_dir():
+        first = next(iter_video(path))
+        return {"fps": float(FPS), "size": first.shape[:2], "frames": None}
     import imageio.v2 as imageio
 
     try:
         with imageio.get_reader(path, format="FFMPEG") as reader:
-            frames = [np.asarray(f)[..., :3] for f in reader]
+            meta = reader.get_meta_data()
     except Exception as err:
-        raise ValueError(f"cannot read video {path}: {err}") from err
-    if not frames:
-        raise ValueError(f"video {path} has no frames")
-    return np.stack(frames).astype(np.uint8, copy=False)
+        raise ValueError(f"cannot read video {path}: {_first_line(err)}") from err
+    w, h = meta.get("size", (0, 0))
+    fps = float(meta.get("fps") or FPS)
+    fps = fps if np.isfinite(fps) and fps > 0 else float(FPS)
+    duration = float(meta.get("duration") or 0.0)
+    frames = int(round(duration * fps)) if np.isfinite(duration) and duration > 0 else None
+    return {"fps": fps, "size": (int(h), int(w)), "frames": frames}
 
 
-def _read_frame_folder(folder: Path) -> np.ndarray:
+def _iter_frame_folder(folder: Path) -> Iterator[np.ndarray]:
     numbered = sorted(
         (int(m.group(1)), p)
         for p in folder.iterdir()
@@ -942,17 +1020,15 @@ def _read_frame_folder(folder: Path) -> np.ndarray:
     )
     if not numbered:
         raise ValueError(f"no numbered PNG frames (1.png, 2.png, ...) in {folder}")
-    frames = []
+    shape = None
     for _, p in numbered:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"cannot read frame {p}")
-        if frames and img.shape != frames[0].shape:
-            raise ValueError(
-                f"frame {p} is {img.shape[:2]}, the first frame is {frames[0].shape[:2]}"
-            )
-        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return np.stack(frames)
+        if shape is not None and img.shape != shape:
+            raise ValueError(f"frame {p} is {img.shape[:2]}, the first frame is {shape[:2]}")
+        shape = img.shape
+        yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def show_video(frames_or_path, fps: float = FPS, width: int | None = None):
