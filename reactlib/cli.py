@@ -236,7 +236,7 @@ def _pfl_crop(args: argparse.Namespace) -> int:
 
     if len(args.omega) not in (1, 2):
         raise ValueError(f"--omega takes one value or two (W H), got {len(args.omega)}")
-    omega = pfl._check_omega(args.omega[0] if len(args.omega) == 1 else tuple(args.omega))
+    omega = pfl.omega_pair(args.omega[0] if len(args.omega) == 1 else tuple(args.omega))
     if args.size < 8:
         raise ValueError(f"--size must be at least 8, got {args.size}")
     if args.padding < 0 or args.margin < 0 or not 0 <= args.smooth < 1:

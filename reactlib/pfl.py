@@ -490,7 +490,8 @@ class Window:
         return np.array([self.x, self.y, self.w, self.h])
 
 
-def _check_omega(omega) -> tuple[float, float]:
+def omega_pair(omega) -> tuple[float, float]:
+    """``(omega_w, omega_h)`` from one number or a pair; ``ValueError`` unless positive."""
     om = (omega, omega) if np.isscalar(omega) else tuple(omega)
     if len(om) != 2 or not all(np.isfinite(v) and v > 0 for v in om):
         raise ValueError(f"omega must be a positive number or a (w, h) pair, got {omega!r}")
@@ -512,7 +513,7 @@ def pfl_window(
     code does (more context around small faces). The window is then moved back inside the frame,
     and reduced to the frame if it is larger. Raises :class:`NoFaceError` when no frame has a face.
     """
-    om_w, om_h = _check_omega(omega)
+    om_w, om_h = omega_pair(omega)
     if padding < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
     if extent not in ("span", "omega"):
@@ -577,11 +578,16 @@ def windows_for(detections: Detections, mode: str, **options) -> np.ndarray:
     """Per-frame windows ``(N, 4)`` of either mode: ``"pfl"`` repeats :func:`pfl_window`
     (options: omega, padding, square, extent), ``"float"`` is :func:`floating_windows` (options:
     margin, smooth)."""
+    return _windows(detections, mode, options)[0]
+
+
+def _windows(detections: Detections, mode: str, options: dict) -> tuple[np.ndarray, Window | None]:
+    """The per-frame windows and, for PFL, the :class:`Window` they repeat."""
     if mode == "pfl":
         win = pfl_window(detections, **options)
-        return np.tile(win.box, (len(detections.boxes), 1))
+        return np.tile(win.box, (len(detections.boxes), 1)), win
     if mode == "float":
-        return floating_windows(detections, **options)
+        return floating_windows(detections, **options), None
     raise ValueError(f"unknown crop mode {mode!r}; valid: {', '.join(MODES)}")
 
 
@@ -946,19 +952,18 @@ def crop_video(
         else {"margin": margin, "smooth": smooth}
     )
     try:
-        windows = windows_for(detections, mode, **options)
+        windows, win = _windows(detections, mode, options)
     except NoFaceError as err:
         rep.warnings.append(f"{src}: {err}; nothing was cropped")
         if report is not None:
             rep.write(report)
         raise NoFaceError(f"{src}: {err} (detector {det.name}); nothing was written") from err
-    if mode == "pfl":
-        win = pfl_window(detections, **options)
-        rep.window = {k: v for k, v in asdict(win).items()}
+    if win is not None:
+        rep.window = asdict(win)
         if win.capped:
             rep.warnings.append(
                 f"the faces span {win.span[0]:.0f}x{win.span[1]:.0f} px, more than omega "
-                f"{_check_omega(omega)}: the window is capped and cuts faces at the extremes"
+                f"{omega_pair(omega)}: the window is capped and cuts faces at the extremes"
             )
         if win.shifted:
             rep.warnings.append("the window crossed the frame border and was moved inside it")
