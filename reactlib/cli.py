@@ -236,14 +236,10 @@ def _pfl_crop(args: argparse.Namespace) -> int:
 
     if len(args.omega) not in (1, 2):
         raise ValueError(f"--omega takes one value or two (W H), got {len(args.omega)}")
-    omega = pfl.omega_pair(args.omega[0] if len(args.omega) == 1 else tuple(args.omega))
-    if args.size < 8:
-        raise ValueError(f"--size must be at least 8, got {args.size}")
-    if args.padding < 0 or args.margin < 0 or not 0 <= args.smooth < 1:
-        raise ValueError(
-            f"need --padding >= 0, --margin >= 0 and 0 <= --smooth < 1, got {args.padding}, "
-            f"{args.margin}, {args.smooth}"
-        )
+    omega = args.omega[0] if len(args.omega) == 1 else tuple(args.omega)
+    pfl.check_crop_options(
+        args.mode, args.size, omega, args.padding, args.extent, args.margin, args.smooth, "--"
+    )
     if args.detector == "haar":
         if args.boxes is not None:
             raise ValueError("--boxes goes with --detector oracle")

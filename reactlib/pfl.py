@@ -886,6 +886,33 @@ class CropReport:
         return path
 
 
+def check_crop_options(
+    mode: str = "pfl",
+    size: int = 256,
+    omega=OMEGA,
+    padding: float = PADDING,
+    extent: str = "span",
+    margin: float = MARGIN,
+    smooth: float = 0.0,
+    prefix: str = "",
+) -> None:
+    """``ValueError`` naming the first bad option of :func:`crop_video`, before any video is read.
+    The command line calls it with ``prefix="--"`` so the messages name its flags, and to tell
+    option errors (exit 2) from problems with the video (exit 1)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown crop {prefix}mode {mode!r}; valid: {', '.join(MODES)}")
+    if not isinstance(size, int | np.integer) or size < 8:
+        raise ValueError(f"{prefix}size must be at least 8, got {size!r}")
+    omega_pair(omega)
+    if extent not in ("span", "omega"):
+        raise ValueError(f"{prefix}extent must be 'span' or 'omega', got {extent!r}")
+    if padding < 0 or margin < 0 or not 0.0 <= smooth < 1.0:
+        raise ValueError(
+            f"need {prefix}padding >= 0, {prefix}margin >= 0 and 0 <= {prefix}smooth < 1, got "
+            f"{padding}, {margin}, {smooth}"
+        )
+
+
 def crop_video(
     src,
     dst=None,
@@ -913,10 +940,7 @@ def crop_video(
     """
     from reactlib import render
 
-    if mode not in MODES:
-        raise ValueError(f"unknown crop mode {mode!r}; valid: {', '.join(MODES)}")
-    if not isinstance(size, int | np.integer) or size < 8:
-        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    check_crop_options(mode, size, omega, padding, extent, margin, smooth)
     src = Path(src)
     if isinstance(det, str):
         det = detector(det, video=src) if det == "oracle" else detector(det)
