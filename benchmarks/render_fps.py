@@ -1,12 +1,14 @@
 """Frames per second of reactlib.render on one CPU core, against a naive per-frame renderer.
 
-    python benchmarks/render_fps.py [--frames 500] [--size 256] [--repeats 3]
+    python benchmarks/render_fps.py [--frames 500] [--size 256] [--repeats 5]
 
 Renders a SynthReact-like clip (every coefficient a sum of slow sinusoids) with
 :class:`reactlib.render.FaceRenderer` and with a straightforward reference written here: per
 frame, a Python loop over the 52 blendshapes, the rotation built from three matrices, the
 projection and fixed-point conversion of each polygon, and a fresh background copy. Both draw the
-same polygons, so the ratio measures what the vectorised pipeline saves.
+same polygons, so the ratio measures what the vectorised pipeline saves. The two run back to back
+in every repetition (:func:`harness.paired_times`); the speed-up is the median of the
+per-repetition ratios. Figures go to ``benchmarks/results/render_fps.json``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import time  # noqa: E402
+import statistics  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from harness import paired_times, write_results  # noqa: E402
 
 from reactlib import coeffs, render  # noqa: E402
 
@@ -92,21 +95,12 @@ def render_naive(renderer: render.FaceRenderer, clip: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def timed(fn, repeats: int) -> tuple[list[float], np.ndarray]:
-    """Wall times of ``repeats`` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return times, result
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--size", type=int, default=render.DEFAULT_SIZE)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
+    parser.add_argument("--out", default=None, help="folder for the JSON (default: results/)")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):  # Linux: also keep the process on a single core
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -114,25 +108,53 @@ def main(argv: list[str] | None = None) -> None:
     renderer = render.FaceRenderer(args.size)
     renderer.render(clip[:10])  # warm-up: imports, caches
 
-    fast, frames = timed(lambda: renderer.render(clip), args.repeats)
-    slow, reference = timed(lambda: render_naive(renderer, clip), 1)
-    fps = args.frames / np.array(fast)
-    fast_fps, slow_fps = float(np.median(fps)), args.frames / slow[0]
-    diff = np.abs(frames.astype(int) - reference)
+    outputs = {}
+
+    def fast():
+        outputs["fast"] = renderer.render(clip)
+
+    def naive():
+        outputs["naive"] = render_naive(renderer, clip)
+
+    paired = paired_times(fast, naive, args.repeats)
+    fast_fps = [args.frames / t for t in paired.ours]
+    naive_fps = [args.frames / t for t in paired.reference]
+    speed_ups = [1 / r for r in paired.ratios]
+    diff = np.abs(outputs["fast"].astype(int) - outputs["naive"])
+    figures = {
+        "render_fps_median": statistics.median(fast_fps),
+        "render_fps_range": [min(fast_fps), max(fast_fps)],
+        "naive_fps_median": statistics.median(naive_fps),
+        "naive_fps_range": [min(naive_fps), max(naive_fps)],
+        "speed_up_median": statistics.median(speed_ups),
+        "speed_up_range": [min(speed_ups), max(speed_ups)],
+        "max_abs_pixel_difference": int(diff.max()),
+        "differing_pixel_fraction": float((diff.max(axis=-1) > 0).mean()),
+        "paired": paired.summary(),
+    }
     print(
         f"image {args.size}x{args.size}, {args.frames} frames, one core "
-        f"(cv2 threads {cv2.getNumThreads()})"
+        f"(cv2 threads {cv2.getNumThreads()}), {args.repeats} interleaved repetitions"
     )
     print(
-        f"FaceRenderer.render  {fast_fps:8.0f} frames/s  (median of {args.repeats}, "
-        f"range {fps.min():.0f}-{fps.max():.0f})"
+        f"FaceRenderer.render  {figures['render_fps_median']:8.0f} frames/s  (median; range "
+        f"{min(fast_fps):.0f}-{max(fast_fps):.0f})"
     )
-    print(f"naive per-frame      {slow_fps:8.0f} frames/s")
-    print(f"speed-up             {fast_fps / slow_fps:8.1f}x")
+    print(
+        f"naive per-frame      {figures['naive_fps_median']:8.0f} frames/s  (median; range "
+        f"{min(naive_fps):.0f}-{max(naive_fps):.0f})"
+    )
+    print(
+        f"speed-up             {figures['speed_up_median']:8.1f}x  (median of per-repetition "
+        f"ratios; range {min(speed_ups):.1f}-{max(speed_ups):.1f})"
+    )
     print(
         f"same images: max abs pixel difference {diff.max()}, "
-        f"{(diff.max(axis=-1) > 0).mean():.4%} of pixels differ"
+        f"{figures['differing_pixel_fraction']:.4%} of pixels differ"
     )
+    settings = {"frames": args.frames, "size": args.size, "repeats": args.repeats, "cores": 1}
+    path = write_results("render_fps", settings, figures, results_dir=args.out)
+    print(f"figures written to {path}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ _SUBMODULES = (
     "coeffs",
     "config",
     "data",
+    "detect",
     "diffusion",
+    "footage",
+    "kinematics",
     "notebooks",
     "paths",
     "pfl",
@@ -28,6 +31,7 @@ _SUBMODULES = (
     "results",
     "runtime",
     "synth",
+    "video",
     "widgets",
 )
 

@@ -1,6 +1,9 @@
 """``python -m reactlib <command>``: the suite's command line.
 
-Exit status: 0 on success, 1 when a notebook fails, 2 for a usage or configuration error.
+Exit status: 0 on success; 1 when a notebook fails or an input file cannot be used
+(:class:`~reactlib.errors.DataError`, a missing file), with the file and the problem named; 2 for a
+usage or configuration error (:class:`~reactlib.errors.UsageError`, argparse). Any other exception
+is a bug and comes with its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reactlib import config
+from reactlib.errors import DataError, UsageError
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -89,12 +93,21 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--profile", choices=config.VALID_PROFILES, help="corpus size (default: auto)"
     )
-    synth.add_argument("--out", type=Path, help="output folder (default: data/synth/<digest>)")
+    synth.add_argument(
+        "--out", type=Path, help="output folder (default: $REACTLIB_CACHE or data/synth, /<digest>)"
+    )
     synth.add_argument("--seed", type=int, help="seed (default: the profile's, 0)")
     synth.add_argument(
         "--videos", type=int, metavar="N", help="how many sessions to render to mp4 (the first N)"
     )
     synth.add_argument("--force", action="store_true", help="regenerate even if DIR is current")
+    synth.add_argument(
+        "--anatomy",
+        choices=("table17", "anatomical"),
+        default="table17",
+        help="table17: left/right pairs move as ReactDiff's Table 17 says (default); anatomical: "
+        "conjugate gaze and one-sided jaw and mouth shifts",
+    )
 
     crop = sub.add_parser(
         "pfl-crop",
@@ -197,15 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except notebooks.NotebookFailed as err:
         print(f"\nFAILED: {err}", file=sys.stderr)
         return 1
-    except (
-        config.ConfigError,
-        notebooks.ManifestError,
-        ValueError,
-        FileNotFoundError,
-        FileExistsError,
-    ) as err:
+    except (UsageError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (DataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -219,7 +229,7 @@ def _synth(args: argparse.Namespace) -> None:
     }
     cfg = config.resolve(args.profile, **overrides)
     started = time.perf_counter()
-    out = synth.ensure(cfg, args.out, force=args.force)
+    out = synth.ensure(cfg, args.out, force=args.force, anatomy=args.anatomy)
     seconds = time.perf_counter() - started
     corpus = data.Corpus(out)
     print(corpus.describe().to_string())
@@ -232,26 +242,30 @@ def _pfl_crop(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from reactlib import pfl
+    from reactlib import detect, pfl
 
     if len(args.omega) not in (1, 2):
-        raise ValueError(f"--omega takes one value or two (W H), got {len(args.omega)}")
+        raise UsageError(f"--omega takes one value or two (W H), got {len(args.omega)}")
     omega = args.omega[0] if len(args.omega) == 1 else tuple(args.omega)
-    pfl.check_crop_options(
-        args.mode, args.size, omega, args.padding, args.extent, args.margin, args.smooth, "--"
-    )
-    if args.detector == "haar":
-        if args.boxes is not None:
-            raise ValueError("--boxes goes with --detector oracle")
-        det = pfl.HaarDetector(args.scale_factor, args.min_neighbors, args.min_size)
-    elif args.boxes is not None:
-        det = pfl.OracleDetector(np.load(args.boxes), source=str(args.boxes))
-    else:
-        det = pfl.OracleDetector.for_synth_video(args.input)
-    if not args.output.parent.is_dir():
-        raise FileNotFoundError(
-            f"folder {args.output.parent} does not exist (writing {args.output})"
+    try:
+        pfl.check_crop_options(
+            args.mode, args.size, omega, args.padding, args.extent, args.margin, args.smooth, "--"
         )
+        if args.detector == "haar":
+            if args.boxes is not None:
+                raise UsageError("--boxes goes with --detector oracle")
+            det = detect.HaarDetector(args.scale_factor, args.min_neighbors, args.min_size)
+    except ValueError as err:  # the options themselves are wrong, whatever raised it
+        raise UsageError(str(err)) from err
+    if args.detector == "oracle" and args.boxes is not None:
+        try:
+            det = detect.OracleDetector(np.load(args.boxes), source=str(args.boxes))
+        except (OSError, ValueError) as err:  # np.load raises ValueError for a non-array file
+            raise DataError(f"{args.boxes}: not usable as oracle boxes ({err})") from err
+    elif args.detector == "oracle":
+        det = detect.OracleDetector.for_synth_video(args.input)
+    if not args.output.parent.is_dir():
+        raise UsageError(f"folder {args.output.parent} does not exist (writing {args.output})")
 
     def bar(iterable):
         return tqdm(iterable, unit="frame", disable=args.quiet, leave=False, file=sys.stderr)
@@ -271,7 +285,7 @@ def _pfl_crop(args: argparse.Namespace) -> int:
             report=args.report,
             progress=bar,
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         if args.report is not None and args.report.exists():
             print(f"report: {args.report}", file=sys.stderr)

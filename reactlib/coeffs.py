@@ -18,8 +18,8 @@ renderer's units (:data:`NEUTRAL_DISTANCE` for the neutral face). FaceVerse data
 pi instead; :func:`faceverse_to_camera` converts.
 
 The emotion vector is 15 AU occurrences, valence and arousal, and 8 expression probabilities.
-:func:`emotion_from_coeffs` is the one deterministic map from coefficients to emotion that
-SynthReact writes and that generated reactions are scored with.
+:func:`emotion_from_coeffs` is the one deterministic map from coefficients to emotion: SynthReact
+writes its emotion files with it, and it is the map to score generated reactions with.
 """
 
 from __future__ import annotations
@@ -234,10 +234,12 @@ def emotion_from_coeffs(x: np.ndarray) -> np.ndarray:
     - **Arousal** = ``tanh(2 (AU1 + AU2 + eyeWide + 0.6 AU26 + 0.5 AU12 + 0.5 AU4 - 0.3))``: calm
       faces are slightly negative, wide eyes, raised brows and open mouths raise it.
     - **Expression probabilities** (8): a softmax over linear scores of the intensities; the
-      neutral score is a constant 0.5, so a relaxed face is mostly "Neutral".
+      neutral score is a constant 2.0 and every other score is 0 on a relaxed face, so the
+      neutral face is mostly "Neutral" (0.51, against 0.07 for each of the seven others).
 
-    The map uses only the expression block; head pose does not change emotion. It is applied to
-    SynthReact (so its emotion files are exact) and to generated reactions before REACT metrics.
+    The map uses only the expression block; head pose does not change emotion. SynthReact writes
+    its emotion files with it (so they are exact); scoring generated reactions with the same map
+    keeps their emotion exact too, with no regressor's error in between.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.shape[-1] != NUM_COEFFS:

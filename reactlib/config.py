@@ -24,6 +24,8 @@ import typing
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from reactlib.errors import UsageError
+
 PROFILE_ENV = "REACTLIB_PROFILE"
 
 PROFILE_NAMES = ("ci", "lab", "full")
@@ -150,7 +152,7 @@ PROFILES = MappingProxyType({k: MappingProxyType(v) for k, v in _PROFILES.items(
 """The profile table, read-only."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A profile or override that does not exist, or an override of the wrong type or range."""
 
 

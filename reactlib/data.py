@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reactlib import coeffs, paths
+from reactlib import coeffs, errors, paths
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +72,8 @@ FALLBACKS = ("same_speaker", "self")
 SynthReact that is the exact appropriate set) and ``self`` (only the paired listener)."""
 
 
-class DataError(ValueError):
-    """A file of the corpus is missing or malformed; the message names the file and the problem."""
+DataError = errors.DataError
+"""A file of the corpus is missing or malformed; the message names the file and the problem."""
 
 
 class NeighbourFallbackWarning(UserWarning):
@@ -266,16 +266,16 @@ def load_audio_features(path: str | Path, frames: int) -> np.ndarray:
 
 def load_video(path: str | Path, frames: int | None = None) -> np.ndarray:
     """RGB frames ``(T, H, W, 3)`` uint8 of an mp4 or a folder of ``1.png ... T.png``."""
-    from reactlib import render
+    from reactlib import video
 
     path = Path(path)
     try:
-        video = render.read_video(path)
+        clip = video.read_video(path)
     except (ValueError, OSError) as err:
         raise DataError(f"{path}: unreadable video ({err})") from err
-    if frames is not None and len(video) < frames:
-        raise DataError(f"{path}: video has {len(video)} frames, expected at least {frames}")
-    return video if frames is None else video[:frames]
+    if frames is not None and len(clip) < frames:
+        raise DataError(f"{path}: video has {len(clip)} frames, expected at least {frames}")
+    return clip if frames is None else clip[:frames]
 
 
 # --- Pairs, neighbours, corpus metadata --------------------------------------------------------
@@ -351,14 +351,98 @@ def save_neighbours(root: Path, split: str, matrix: np.ndarray) -> Path:
 
 
 def read_corpus_meta(root: Path) -> dict | None:
-    """SynthReact's ``reactlab.json`` (None for a REACT copy, which has none)."""
+    """SynthReact's ``reactlab.json``, checked by :func:`validate_corpus_meta` (None for a REACT
+    copy, which has none)."""
     path = Path(root) / CORPUS_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err})") from err
+    validate_corpus_meta(meta, path)
+    return meta
+
+
+_NUMBER = (int, float)
+META_KEYS: dict[str, type | tuple[type, ...]] = {
+    "corpus": str,
+    "version": int,
+    "digest": str,
+    "spec": dict,
+    "fps": _NUMBER,
+    "frames": int,
+    "stored_frames": int,
+    "mirror": bool,
+    "generation_seconds": _NUMBER,
+    "sessions": list,
+    "people": dict,
+}
+"""The keys of ``reactlab.json`` that the reader, :mod:`reactlib.synth` and the notebooks use,
+with their JSON types."""
+META_SESSION_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "split": str,
+    "speaker": str,
+    "listeners": list,
+    "voiced": list,
+}
+META_PERSON_KEYS: dict[str, type | tuple[type, ...]] = {
+    "delay_s": _NUMBER,
+    "expressivity": _NUMBER,
+    "brow_gain": _NUMBER,
+    "lean_gain": _NUMBER,
+    "appearance_seed": int,
+}
+
+
+def _check_keys(path: Path, where: str, value, keys: dict) -> None:
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: {where} must be a JSON object, got {type(value).__name__}")
+    for key, kind in keys.items():
+        if key not in value:
+            raise DataError(f"{path}: {where} lacks the key {key!r}")
+        item = value[key]
+        # JSON true/false parse as bool, which Python also counts as an int.
+        if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise DataError(
+                f"{path}: {where}[{key!r}] must be {names}, got {type(item).__name__} {item!r:.40}"
+            )
+
+
+def validate_corpus_meta(meta, path: str | Path) -> None:
+    """Check a parsed ``reactlab.json`` (from ``path``, named in errors): the keys of
+    :data:`META_KEYS`, every session's :data:`META_SESSION_KEYS` (its people listed under
+    ``people``, its speech runs ``[start, stop)`` frame pairs) and every person's
+    :data:`META_PERSON_KEYS`. Raises :class:`DataError` naming the file and the first problem."""
+    path = Path(path)
+    _check_keys(path, "the corpus record", meta, META_KEYS)
+    if not 1 <= meta["frames"] <= meta["stored_frames"]:
+        raise DataError(
+            f"{path}: frames ({meta['frames']}) must be between 1 and stored_frames "
+            f"({meta['stored_frames']})"
+        )
+    people = meta["people"]
+    for pid, person in people.items():
+        _check_keys(path, f"people[{pid!r}]", person, META_PERSON_KEYS)
+    for k, session in enumerate(meta["sessions"]):
+        where = f"sessions[{k}]"
+        _check_keys(path, where, session, META_SESSION_KEYS)
+        for pid in [session["speaker"], *session["listeners"]]:
+            if not isinstance(pid, str) or pid not in people:
+                raise DataError(f"{path}: {where} names person {pid!r}, who is not in people")
+        for run in session["voiced"]:
+            ok = isinstance(run, list) and len(run) == 2
+            if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in run):
+                raise DataError(
+                    f"{path}: {where}['voiced'] holds {run!r}, not a [start, stop] pair"
+                )
+            if not 0 <= run[0] < run[1] <= meta["stored_frames"]:
+                raise DataError(
+                    f"{path}: {where}['voiced'] run {run} is outside the "
+                    f"{meta['stored_frames']} stored frames"
+                )
 
 
 # --- Splits ------------------------------------------------------------------------------------
@@ -583,19 +667,6 @@ class Corpus:
             row["mean appropriate set"] = float(split.neighbours.sum(axis=1).mean())
             rows.append(row)
         return pd.DataFrame(rows).set_index("split")
-
-
-def open_corpus(data_root: str | os.PathLike | None = None, *, cfg=None) -> Corpus:
-    """The corpus a notebook should use: the REACT copy at ``data_root`` / ``$REACT_DATA`` if
-    one is given, else the SynthReact corpus of the profile (generated on first use)."""
-    root = resolve_root(data_root if data_root is not None else getattr(cfg, "data_root", None))
-    if root is not None:
-        return Corpus(root)
-    if cfg is None:
-        raise ValueError("open_corpus needs cfg (a resolved Config) to build SynthReact")
-    from reactlib import synth
-
-    return Corpus(synth.ensure(cfg))
 
 
 # --- Windowed torch dataset ----------------------------------------------------------------------

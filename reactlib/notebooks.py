@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from reactlib import config, paths, results
+from reactlib.errors import DataError, UsageError
 
 KERNEL_NAME = "python3"
 
@@ -56,7 +57,7 @@ STUDENT_STUB = "# Your solution here: write it, then run the check cell below.\n
 _ENTRY_KEYS = {"file", "title", "profiles", "minutes", "cell_timeout_s"}
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """The manifest is missing, malformed or out of step with the notebooks folder."""
 
 
@@ -204,28 +205,32 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
 def declared_parameters(notebook: Path) -> dict[str, Any]:
     """Names and default values of the notebook's ``parameters`` cell (literals only).
 
-    Raises ``ValueError`` naming the notebook when the cell is missing or holds anything but
-    ``name = literal`` lines: papermill would not recompute derived values after injection.
+    Raises :class:`~reactlib.errors.UsageError` naming the notebook when the cell is missing or
+    holds anything but ``name = literal`` lines: papermill would not recompute derived values
+    after injection.
     """
     import nbformat
 
-    nb = nbformat.read(notebook, as_version=4)
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except (OSError, ValueError) as err:  # nbformat's JSON and schema errors are ValueErrors
+        raise DataError(f"{notebook}: not a readable notebook ({err})") from err
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1 or cells[0].cell_type != "code":
-        raise ValueError(
+        raise UsageError(
             f"{notebook.name}: needs exactly one code cell tagged 'parameters', found {len(cells)}"
         )
     found: dict[str, Any] = {}
     for stmt in ast.parse(cells[0].source).body:
         name = _assigned_name(stmt)
         if name is None:
-            raise ValueError(
+            raise UsageError(
                 f"{notebook.name}: parameters cell line {stmt.lineno} is not `name = literal`"
             )
         try:
             found[name] = ast.literal_eval(stmt.value)
         except ValueError:
-            raise ValueError(
+            raise UsageError(
                 f"{notebook.name}: parameter {name!r} (line {stmt.lineno}) is not a literal; "
                 "compute derived values in the next cell"
             ) from None
@@ -483,7 +488,7 @@ def run_suite(
     parameters = dict(parameters or {})
     reserved = sorted({"profile", "results_dir"} & parameters.keys())
     if reserved:
-        raise ValueError(
+        raise UsageError(
             f"{', '.join(reserved)} cannot be set as a parameter: the profile comes from "
             "--profile and each notebook's results folder is runs/<profile>/<notebook>/"
         )
@@ -493,7 +498,7 @@ def run_suite(
         known = set().union(*declared.values())
         unknown = sorted(set(parameters) - known)
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"no selected notebook has a parameter {', '.join(unknown)}; "
                 f"they declare: {', '.join(sorted(known))}"
             )
@@ -561,7 +566,7 @@ def student_copies(out_dir: str | Path, manifest: str | Path | None = None) -> l
 def strip(notebooks: Sequence[Path], check: bool = False) -> subprocess.CompletedProcess:
     """Apply :data:`STRIP_ARGS` with nbstripout; ``check`` only reports (non-zero: would change)."""
     if not notebooks:
-        raise ValueError("no notebooks to strip")
+        raise UsageError("no notebooks to strip")
     cmd = [
         sys.executable,
         "-m",
@@ -594,7 +599,7 @@ def refresh_golden(
         for entry in entries:
             path = manifest.notebook_path(entry)
             if "ci" not in entry.profiles:
-                raise ValueError(
+                raise UsageError(
                     f"{entry.file} does not run under ci, so it cannot carry golden outputs"
                 )
             nb = nbformat.read(path, as_version=4)

@@ -1,25 +1,13 @@
-"""Head motion under face cropping: PFLPosNet's kinematics (eqs 2-4, 9-10), face detection, and the
-floating-window and PFL crops (eqs 5, 7, 8), on arrays and streamed over video files.
+"""PFL's fixed face crop against the floating window (PFLPosNet eqs 5, 7, 8), on arrays and video.
 
-Kinematics
-----------
-A rigid head carries keypoints ``X_i`` (head coordinates); at time ``t`` they sit at
-``X_i^global(t) = Q(t) X_i + T(t)`` with ``Q(t)`` the rotation from Euler angles (the renderer's
-convention, :func:`reactlib.render.rotation_matrices`) and ``T(t)`` the translation.
+PFLPosNet's pose-aware fixed face crop against the floating face-centred window: windows from
+per-frame detections, sub-pixel crops, how much head motion survives a crop (measured on the
+crop's pixels by a detector that does not know the truth, beside the analytic mapping of the true
+box through the window), what a coefficient fit would see under each crop, and both crops
+streamed over video files.
 
-* floating window (eq 2): its centre follows a reference point, ``X_float(t) = Q(t) X_ref + T(t)``,
-  so local coordinates (eq 3) are ``Q(t)(X_i - X_ref)``: rotation only, ``T(t)`` cancels.
-* PFL window (eq 9): its origin is one point ``O`` for the whole video, so local coordinates are
-  ``Q(t) X_i + T(t) - O`` and the displacement between two instants (eq 10) is
-  ``Delta T + (Q(t2) - Q(t1)) X_i``. The paper writes ``O`` as ``Q(t) X_ref + T_ref``; that point
-  is fixed only when ``Q(t) X_ref`` is, e.g. ``X_ref = 0`` (the reference at the rotation
-  centre). :func:`derive_eq10` prints both readings and their difference.
-
-Boxes
------
-Every face box and crop window here is the paper's ``f_i = (x_i, y_i, w_i, h_i)``: **centre**
-``x, y`` and size ``w, h`` in pixels, with pixel centres on integer coordinates (the renderer's
-convention). :func:`from_corner` converts OpenCV's ``(left, top, w, h)``.
+Every box and window is in the paper's centre form ``(x, y, w, h)`` (see :mod:`reactlib.detect`).
+The kinematics behind the crops (eqs 2-4, 9-10) are :mod:`reactlib.kinematics`.
 """
 
 from __future__ import annotations
@@ -30,11 +18,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from reactlib.coeffs import NUM_COEFFS, TRANSLATION
+from reactlib.detect import (
+    Detections,
+    Detector,
+    OracleDetector,
+    check_frame,
+    detect_video,
+    detector,
+    edges,
+)
+from reactlib.errors import DataError, UsageError
 
 MODES = ("pfl", "float")
 OMEGA = (256, 256)
@@ -43,425 +40,10 @@ PADDING = 20
 """Pixels added on every side of the PFL window before the cap (the paper code's default)."""
 MARGIN = 0.2
 """The floating crop's side is ``max(w, h) * (1 + 2 * MARGIN)`` of the face box."""
-HAAR_SETTINGS = {"scale_factor": 1.1, "min_neighbors": 6, "min_size": 60}
-"""``detectMultiScale`` settings of the PFLPosNet code."""
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
-class NoFaceError(ValueError):
+class NoFaceError(DataError):
     """No frame of a video had a face, so no crop window can be placed."""
-
-
-# --- Kinematics (eqs 2-4, 9-10) -----------------------------------------------------------------
-
-
-def rotations(angles) -> np.ndarray:
-    """``(..., 3)`` pitch, yaw, roll in radians -> ``(..., 3, 3)`` rotation matrices ``Q``."""
-    from reactlib.render import rotation_matrices
-
-    return rotation_matrices(np.asarray(angles, dtype=float))
-
-
-def _motion(keypoints, q, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.asarray(keypoints, dtype=float)
-    q = np.asarray(q, dtype=float)
-    t = np.asarray(t, dtype=float)
-    if x.ndim != 2 or x.shape[1] != 3:
-        raise ValueError(f"keypoints must have shape (K, 3), got {x.shape}")
-    if q.ndim != 3 or q.shape[1:] != (3, 3):
-        raise ValueError(f"rotations Q must have shape (T, 3, 3), got {q.shape}")
-    if t.shape != (len(q), 3):
-        raise ValueError(f"translations T must have shape ({len(q)}, 3), got {t.shape}")
-    return x, q, t
-
-
-def global_points(keypoints, q, t) -> np.ndarray:
-    """``X_i^global(t) = Q(t) X_i + T(t)``: ``(T, K, 3)`` from keypoints ``(K, 3)``, ``Q``
-    ``(T, 3, 3)`` and ``T`` ``(T, 3)``."""
-    x, q, t = _motion(keypoints, q, t)
-    return np.einsum("tij,kj->tki", q, x) + t[:, None, :]
-
-
-def floating_centre(x_ref, q, t) -> np.ndarray:
-    """Eq 2: the floating window's centre ``Q(t) X_ref + T(t)``, ``(T, 3)``."""
-    return global_points(np.reshape(x_ref, (1, 3)), q, t)[:, 0]
-
-
-def floating_local(keypoints, x_ref, q, t) -> np.ndarray:
-    """Eq 3: keypoints in floating-window coordinates, ``X_i^global(t) - X_float(t)``."""
-    return global_points(keypoints, q, t) - floating_centre(x_ref, q, t)[:, None, :]
-
-
-def pfl_origin(x_ref, q, t) -> np.ndarray:
-    """The PFL window's fixed origin: the mean of the floating centres (the 3D form of eq 7)."""
-    return floating_centre(x_ref, q, t).mean(axis=0)
-
-
-def pfl_local(keypoints, q, t, origin) -> np.ndarray:
-    """Eq 9: keypoints in the fixed window's coordinates, ``X_i^global(t) - O``."""
-    return global_points(keypoints, q, t) - np.reshape(origin, (1, 1, 3))
-
-
-def displacement(local: np.ndarray, t1: int, t2: int) -> np.ndarray:
-    """Eqs 4 and 10 numerically: ``local[t2] - local[t1]`` for every keypoint, ``(K, 3)``."""
-    return local[t2] - local[t1]
-
-
-def eq4(keypoints, x_ref, q1, q2) -> np.ndarray:
-    """Eq 4 in closed form: ``(Q(t2) - Q(t1))(X_i - X_ref)``; no translation term."""
-    d = np.asarray(keypoints, dtype=float) - np.reshape(x_ref, (1, 3))
-    return d @ (np.asarray(q2) - np.asarray(q1)).T
-
-
-def eq10(keypoints, q1, q2, t1, t2) -> np.ndarray:
-    """Eq 10 in closed form: ``Delta T + (Q(t2) - Q(t1)) X_i``."""
-    x = np.asarray(keypoints, dtype=float)
-    return x @ (np.asarray(q2) - np.asarray(q1)).T + (np.asarray(t2) - np.asarray(t1))
-
-
-def project(points, focal: float, centre=(0.0, 0.0)) -> np.ndarray:
-    """Pinhole projection ``f (X, Y) / Z + c`` of ``(..., 3)`` camera points to ``(..., 2)``."""
-    p = np.asarray(points, dtype=float)
-    if np.any(p[..., 2] <= 0):
-        raise ValueError("points must lie in front of the camera (Z > 0)")
-    return focal * p[..., :2] / p[..., 2:3] + np.asarray(centre, dtype=float)
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """One symbolic step: ``lhs`` rewritten as ``rhs``; ``residual`` is ``lhs - rhs`` simplified
-    (a zero matrix when the step holds)."""
-
-    name: str
-    lhs: object
-    rhs: object
-    residual: object
-
-    @property
-    def holds(self) -> bool:
-        return all(e == 0 for e in self.residual)
-
-
-def _symbols():
-    import sympy as sp
-
-    def vec(name):
-        return sp.Matrix(sp.symbols(f"{name}_x {name}_y {name}_z", real=True))
-
-    def rot(name):
-        return sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"{name}_{i}{j}", real=True))
-
-    return sp, vec, rot
-
-
-def derive_eq3() -> Derivation:
-    """Eq 3 from eq 2: ``(Q X_i + T) - (Q X_ref + T)`` simplifies to ``Q (X_i - X_ref)``."""
-    sp, vec, rot = _symbols()
-    q, x, ref, t = rot("Q"), vec("X_i"), vec("X_ref"), vec("T")
-    lhs = (q * x + t) - (q * ref + t)
-    rhs = q * (x - ref)
-    return Derivation("eq 3 from eq 2", lhs, rhs, sp.simplify(sp.expand(lhs - rhs)))
-
-
-def derive_eq10(printed: bool = False) -> Derivation:
-    """Eq 10 from eq 9 with two rotations ``Q1, Q2`` and translations ``T1, T2``.
-
-    ``printed=False`` differences eq 9 as printed, ``Q(t)(X_i - X_ref) + T(t) - T_ref``, and
-    compares with ``Delta T + (Q2 - Q1)(X_i - X_ref)`` (holds). ``printed=True`` compares the same
-    difference with eq 10 as printed, ``Delta T + (Q2 - Q1) X_i``: the residual is
-    ``-(Q2 - Q1) X_ref``, zero only when the reference does not move with the rotation.
-    """
-    sp, vec, rot = _symbols()
-    q1, q2, x, ref = rot("Q1"), rot("Q2"), vec("X_i"), vec("X_ref")
-    t1, t2, tref = vec("T1"), vec("T2"), vec("T_ref")
-
-    def eq9(q, t):
-        return q * (x - ref) + t - tref
-
-    lhs = eq9(q2, t2) - eq9(q1, t1)
-    rhs = (t2 - t1) + (q2 * x - q1 * x if printed else (q2 - q1) * (x - ref))
-    name = "eq 10 as printed, from eq 9" if printed else "eq 10 from eq 9"
-    return Derivation(name, lhs, rhs, sp.simplify(sp.expand(lhs - rhs)))
-
-
-# --- Boxes -------------------------------------------------------------------------------------
-
-
-def from_corner(boxes) -> np.ndarray:
-    """OpenCV ``(left, top, w, h)`` -> centre ``(x, y, w, h)`` (pixel centres on integers)."""
-    b = np.asarray(boxes, dtype=float).reshape(-1, 4).copy()
-    b[:, :2] += (b[:, 2:] - 1.0) / 2.0
-    return b
-
-
-def _edges(boxes: np.ndarray) -> np.ndarray:
-    """Centre boxes -> ``(left, top, right, bottom)`` in continuous coordinates."""
-    half = boxes[..., 2:] / 2.0
-    return np.concatenate([boxes[..., :2] - half, boxes[..., :2] + half], axis=-1)
-
-
-# --- Detection and tracking --------------------------------------------------------------------
-
-
-class Detector(Protocol):
-    """Finds faces in one RGB uint8 frame; returns centre boxes ``(n, 4)`` (``n`` may be 0).
-    ``index`` is the frame's position in its video (oracles look their answer up by it)."""
-
-    name: str
-
-    def detect(self, frame: np.ndarray, index: int) -> np.ndarray: ...
-
-    def settings(self) -> dict: ...
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade from the opencv 4.x wheel (``cv2.data.haarcascades``),
-    with the PFLPosNet code's ``detectMultiScale`` settings unless told otherwise."""
-
-    name = "haar"
-
-    def __init__(
-        self,
-        scale_factor: float = HAAR_SETTINGS["scale_factor"],
-        min_neighbors: int = HAAR_SETTINGS["min_neighbors"],
-        min_size: int = HAAR_SETTINGS["min_size"],
-        cascade: str = HAAR_CASCADE,
-    ):
-        import cv2
-
-        if not scale_factor > 1.0:
-            raise ValueError(f"scale_factor must be > 1, got {scale_factor!r}")
-        if int(min_neighbors) < 0 or int(min_size) < 1:
-            raise ValueError(
-                f"min_neighbors must be >= 0 and min_size >= 1, got {min_neighbors}, {min_size}"
-            )
-        folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-        if folder is None or not hasattr(cv2, "CascadeClassifier"):
-            raise RuntimeError(
-                f"OpenCV {cv2.__version__} has no Haar cascades; install "
-                "opencv-python-headless>=4.10,<5"
-            )
-        path = Path(folder) / cascade
-        self._cascade = cv2.CascadeClassifier(str(path))
-        if self._cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}")
-        self.scale_factor = float(scale_factor)
-        self.min_neighbors = int(min_neighbors)
-        self.min_size = int(min_size)
-        self.cascade = cascade
-
-    def settings(self) -> dict:
-        return {
-            "cascade": self.cascade,
-            "scale_factor": self.scale_factor,
-            "min_neighbors": self.min_neighbors,
-            "min_size": self.min_size,
-        }
-
-    def detect(self, frame: np.ndarray, index: int = 0) -> np.ndarray:
-        import cv2
-
-        frame = _check_frame(frame)
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        found = self._cascade.detectMultiScale(
-            gray,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
-        )
-        return from_corner(found) if len(found) else np.zeros((0, 4))
-
-
-class OracleDetector:
-    """The true face box of every frame (``(T, 4)`` centre boxes): what a perfect detector would
-    give. A box that lies wholly outside the frame counts as a miss."""
-
-    name = "oracle"
-
-    def __init__(self, boxes, source: str = "boxes"):
-        b = np.asarray(boxes, dtype=float)
-        if b.ndim != 2 or b.shape[1] != 4 or len(b) == 0:
-            raise ValueError(f"oracle boxes must have shape (T, 4) with T >= 1, got {b.shape}")
-        if not np.isfinite(b).all() or (b[:, 2:] <= 0).any():
-            raise ValueError("oracle boxes must be finite with positive width and height")
-        self.boxes = b
-        self.source = source
-
-    @classmethod
-    def from_renderer(cls, renderer, coeffs) -> OracleDetector:
-        """Boxes of :meth:`reactlib.render.FaceRenderer.face_box` for a coefficient clip."""
-        box = renderer.face_box(np.asarray(coeffs).reshape(-1, NUM_COEFFS))
-        # face_box gives the continuous extent of the projected points: its centre is lo + w / 2
-        # (from_corner's (w - 1) / 2 is for OpenCV's integer pixel boxes).
-        centre = np.column_stack([box[:, :2] + box[:, 2:] / 2.0, box[:, 2:]])
-        return cls(centre, source="renderer")
-
-    @classmethod
-    def for_synth_video(cls, path) -> OracleDetector:
-        """The oracle for a SynthReact video file: finds its corpus, its clip's coefficients and
-        the identity it was rendered with."""
-        from reactlib import data, render, synth
-
-        path = Path(path).resolve()
-        root = next((p for p in path.parents if (p / data.CORPUS_FILE).is_file()), None)
-        video_dir = data.MODALITY_DIRS["video"]
-        if root is None or video_dir not in path.parts:
-            raise ValueError(
-                f"{path} is not a video inside a SynthReact corpus (no {data.CORPUS_FILE} above "
-                f"it); pass the true boxes instead (--boxes)"
-            )
-        meta = json.loads((root / data.CORPUS_FILE).read_text())
-        clip = path.relative_to(root / video_dir).with_suffix("").as_posix()
-        pid = clip.split("/")[-2]
-        if pid not in meta.get("people", {}):
-            raise ValueError(f"{path}: person {pid!r} is not in {root / data.CORPUS_FILE}")
-        x = data.load_coeffs(data.clip_file(root, "coeffs", clip))
-        renderer = render.FaceRenderer(
-            meta.get("video_size", synth.VIDEO_SIZE),
-            identity=render.Identity.random(meta["people"][pid]["appearance_seed"]),
-        )
-        oracle = cls.from_renderer(renderer, x)
-        oracle.source = f"SynthReact {clip}"
-        return oracle
-
-    def settings(self) -> dict:
-        return {"source": self.source, "frames": len(self.boxes)}
-
-    def detect(self, frame: np.ndarray, index: int) -> np.ndarray:
-        if not 0 <= index < len(self.boxes):
-            raise ValueError(
-                f"the oracle has boxes for {len(self.boxes)} frames; the video has more "
-                f"(frame {index})"
-            )
-        h, w = np.shape(frame)[:2]
-        left, top, right, bottom = _edges(self.boxes[index])
-        if right < -0.5 or bottom < -0.5 or left > w - 0.5 or top > h - 0.5:
-            return np.zeros((0, 4))
-        return self.boxes[index][None].copy()
-
-
-def detector(name: str, **kwargs) -> Detector:
-    """``"haar"`` (keyword settings as :class:`HaarDetector`) or ``"oracle"`` (``boxes=`` or
-    ``video=`` a SynthReact video path)."""
-    if name == "haar":
-        return HaarDetector(**kwargs)
-    if name == "oracle":
-        if "boxes" in kwargs:
-            return OracleDetector(kwargs["boxes"])
-        if "video" in kwargs:
-            return OracleDetector.for_synth_video(kwargs["video"])
-        raise ValueError("the oracle detector needs boxes= or video= (a SynthReact video)")
-    raise ValueError(f"unknown detector {name!r}; valid: haar, oracle")
-
-
-@dataclass
-class Detections:
-    """The face chosen in every frame of a video.
-
-    ``boxes`` is ``(N, 4)`` centre boxes with NaN rows for frames where no face was found;
-    ``candidates`` is how many faces the detector returned per frame.
-    """
-
-    boxes: np.ndarray
-    candidates: np.ndarray
-    frame_size: tuple[int, int]
-
-    @property
-    def found(self) -> np.ndarray:
-        return ~np.isnan(self.boxes[:, 0])
-
-    @property
-    def misses(self) -> np.ndarray:
-        """Indices of the frames without a face."""
-        return np.flatnonzero(~self.found)
-
-    @property
-    def miss_rate(self) -> float:
-        return float(np.mean(~self.found))
-
-    def summary(self) -> dict:
-        return {
-            "frames": len(self.boxes),
-            "found": int(self.found.sum()),
-            "missed": int((~self.found).sum()),
-            "miss_rate": round(self.miss_rate, 6),
-            "miss_frames": self.misses.tolist(),
-            "multiple_frames": int((self.candidates > 1).sum()),
-        }
-
-    def per_frame(self) -> list[dict]:
-        return [
-            {
-                "frame": i,
-                "candidates": int(n),
-                "box": None if np.isnan(b[0]) else [round(float(v), 3) for v in b],
-            }
-            for i, (b, n) in enumerate(zip(self.boxes, self.candidates, strict=True))
-        ]
-
-
-class Tracker:
-    """Nearest-box association, as in the PFLPosNet code: the first face is the largest (or the
-    top-most, ``first="topmost"``, the paper code's rule); later frames take the candidate whose
-    corners are nearest (L1) to the last chosen box. A frame with no candidate is a miss."""
-
-    def __init__(self, first: str = "largest"):
-        if first not in ("largest", "topmost"):
-            raise ValueError(f"first must be 'largest' or 'topmost', got {first!r}")
-        self.first = first
-        self.last: np.ndarray | None = None
-        self.boxes: list[np.ndarray] = []
-        self.candidates: list[int] = []
-
-    def update(self, candidates) -> np.ndarray:
-        c = np.asarray(candidates, dtype=float).reshape(-1, 4)
-        self.candidates.append(len(c))
-        if len(c) == 0:
-            self.boxes.append(np.full(4, np.nan))
-            return self.boxes[-1]
-        if self.last is None:
-            k = (
-                np.argmax(c[:, 2] * c[:, 3])
-                if self.first == "largest"
-                else np.argmin(c[:, 1] - c[:, 3] / 2)
-            )
-        else:
-            k = np.argmin(np.abs(_edges(c) - _edges(self.last)).sum(axis=1))
-        self.last = c[k]
-        self.boxes.append(c[k].copy())
-        return self.boxes[-1]
-
-    def result(self, frame_size: tuple[int, int]) -> Detections:
-        boxes = np.array(self.boxes, dtype=float).reshape(-1, 4)
-        return Detections(boxes, np.array(self.candidates, dtype=int), tuple(frame_size))
-
-
-def detect_video(
-    frames: Iterable[np.ndarray], det: Detector, first: str = "largest", progress=None
-) -> Detections:
-    """Run ``det`` over frames (an array or any iterable of ``(H, W, 3)`` uint8) and track."""
-    tracker = Tracker(first)
-    size = None
-    steps = frames if progress is None else progress(frames)
-    for i, frame in enumerate(steps):
-        frame = _check_frame(frame)
-        size = frame.shape[:2]
-        tracker.update(det.detect(frame, i))
-    if size is None:
-        raise ValueError("no frames to detect faces in")
-    return tracker.result(size)
-
-
-def _check_frame(frame) -> np.ndarray:
-    if (
-        not isinstance(frame, np.ndarray)
-        or frame.dtype != np.uint8
-        or frame.ndim != 3
-        or (frame.shape[-1] != 3)
-    ):
-        shape = getattr(frame, "shape", None)
-        raise ValueError(f"a frame must be a (H, W, 3) uint8 RGB array, got {shape}")
-    return frame
 
 
 # --- Windows (eqs 5, 7, 8) ---------------------------------------------------------------------
@@ -522,7 +104,7 @@ def pfl_window(
     if len(found) == 0:
         raise NoFaceError(f"no face in any of the {len(detections.boxes)} frames")
     x, y = found[:, 0].mean(), found[:, 1].mean()
-    e = _edges(found)
+    e = edges(found)
     span = (float(e[:, 2].max() - e[:, 0].min()), float(e[:, 3].max() - e[:, 1].min()))
     padded = (span[0] + 2 * padding, span[1] + 2 * padding)
     want = (om_w, om_h) if extent == "omega" else padded
@@ -613,7 +195,7 @@ def crop(frame: np.ndarray, window, size: int = 256) -> np.ndarray:
     alone would alias: it ignores ``INTER_AREA``)."""
     import cv2
 
-    frame = _check_frame(frame)
+    frame = check_frame(frame)
     w, h = float(window[2]), float(window[3])
     out = (size, size) if w <= size and h <= size else (max(size, round(w)), max(size, round(h)))
     cut = cv2.warpAffine(
@@ -630,14 +212,26 @@ def crop(frame: np.ndarray, window, size: int = 256) -> np.ndarray:
 
 
 def crop_frames(frames: Iterable[np.ndarray], windows: np.ndarray, size: int = 256) -> Iterator:
-    """Lazily crop every frame with its window (frames may be a generator)."""
-    for frame, win in zip(frames, windows, strict=False):
-        yield crop(frame, win, size)
+    """Lazily crop every frame with its window (frames may be a generator).
+
+    There must be exactly one window per frame: a :class:`~reactlib.errors.DataError` says so
+    when the frames run out early or go on past the last window (a video that decodes to a
+    different length the second time would otherwise be cropped with shifted windows).
+    """
+    windows = np.asarray(windows)
+    count = 0
+    for frame in frames:
+        if count == len(windows):
+            raise DataError(f"more frames than the {len(windows)} windows placed for them")
+        yield crop(frame, windows[count], size)
+        count += 1
+    if count != len(windows):
+        raise DataError(f"{len(windows)} windows were placed but only {count} frames came")
 
 
 def outside(windows: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     """Per window, whether part of it lies outside the frame (and so is black in the crop)."""
-    e = _edges(np.asarray(windows, dtype=float).reshape(-1, 4))
+    e = edges(np.asarray(windows, dtype=float).reshape(-1, 4))
     h, w = frame_size
     return (
         (e[:, 0] < -0.5 - 1e-6)
@@ -649,7 +243,7 @@ def outside(windows: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 
 def contained(boxes, windows) -> np.ndarray:
     """Per frame, whether the face box lies wholly inside the window (NaN boxes count False)."""
-    b, w = _edges(np.asarray(boxes, dtype=float)), _edges(np.asarray(windows, dtype=float))
+    b, w = edges(np.asarray(boxes, dtype=float)), edges(np.asarray(windows, dtype=float))
     with np.errstate(invalid="ignore"):
         ok = (b[:, :2] >= w[:, :2] - 1e-6).all(axis=1) & (b[:, 2:] <= w[:, 2:] + 1e-6).all(axis=1)
     return ok & ~np.isnan(b[:, 0])
@@ -671,13 +265,19 @@ def r2(truth, seen) -> float:
     return float(1.0 - ((y - a @ coef) ** 2).sum() / total)
 
 
-def retention(true_boxes, windows, size: int = 256) -> dict:
-    """How much of the true image-plane head motion survives a crop.
+def analytic_retention(true_boxes, windows, size: int = 256) -> dict:
+    """ANALYTIC retention: the true face box mapped through each frame's window, no pixels looked
+    at. Use :func:`retention` to measure a crop.
 
     ``true_boxes`` ``(N, 4)`` are where the face really is in the frame; ``windows`` ``(N, 4)``
-    the crop of each frame. ``translation`` is the R^2 of the face centre in crop pixels against
-    its true path; ``scale`` the same for the face's size (zoom); ``inside`` the share of frames
-    whose face lies wholly inside its crop.
+    the crop of each frame. ``translation`` is the R^2 of the true face centre mapped into crop
+    pixels against its true path; ``scale`` the same for the face's width; ``inside`` the share
+    of frames whose true face lies wholly inside its window.
+
+    A fixed window is one affine map of the frame, so its ``translation`` and ``scale`` are 1 **by
+    construction**, for any fixed window, wherever it sits, even one that misses the face or cuts
+    it; a floating window that follows the true boxes scores 0 by construction. Only ``inside``
+    depends on where the window is. It is the geometry of a crop, not a measurement of one.
     """
     b = np.asarray(true_boxes, dtype=float)
     w = np.asarray(windows, dtype=float)
@@ -688,6 +288,67 @@ def retention(true_boxes, windows, size: int = 256) -> dict:
     out = {"translation": r2(b[:, :2], centre)}
     out["scale"] = r2(b[:, 2], size_seen) if np.ptp(b[:, 2]) > 1e-9 else float("nan")
     out["inside"] = float(contained(b, w).mean())
+    return out
+
+
+MIN_FOUND = 10
+"""Fewest frames with a face for :func:`retention` to fit its R^2 (an affine fit of a 2-D path has
+three coefficients per coordinate, so a handful of points would fit almost perfectly)."""
+
+
+def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str = "largest"):
+    """How much of the true head motion can be read back from the **pixels** of a cropped video.
+
+    ``crops`` are the crop's frames (an array, :func:`crop_frames`, or a cropped file read with
+    :func:`reactlib.video.iter_video`: any iterable, consumed one frame at a time); ``det`` finds
+    the face in them without knowing the truth (:class:`~reactlib.detect.HaarDetector`, or
+    :class:`~reactlib.detect.SkinDetector` for rendered faces; an oracle is refused, since its
+    boxes are the truth in frame pixels), tracked to one face per frame. ``true_boxes``
+    ``(N, 4)`` are where the face really is in the original frames, one per crop.
+
+    Returns a dict:
+
+    * ``translation``: R^2 of the least-squares affine map from the face centre seen in crop
+      pixels to the true centre in frame pixels (:func:`r2`), over the frames where the face was
+      found: 1 when the crop keeps the head's path, about 0 when it has cropped it away;
+    * ``scale``: the same for the seen face width against the true width (zoom);
+    * ``found``: the share of frames in which the detector found a face in the crop;
+    * ``face_pixels``: the median width, in crop pixels, of the faces found;
+    * ``frames``, ``found_frames`` and ``boxes`` (the seen box per crop, ``(N, 4)`` in crop
+      pixels, NaN where none was found).
+
+    The R^2 values are NaN when fewer than :data:`MIN_FOUND` frames have a face or the true path
+    does not move. A window that cuts the face shows here as fewer frames found or a path bent by
+    the crop's border, both of which :func:`analytic_retention` cannot see.
+    """
+    if isinstance(det, OracleDetector):
+        raise ValueError(
+            "retention needs a detector that finds the face in the crop's pixels; the oracle's "
+            "boxes are the truth in frame pixels"
+        )
+    b = np.asarray(true_boxes, dtype=float)
+    if b.ndim != 2 or b.shape[1] != 4 or not np.isfinite(b).all():
+        raise ValueError(f"true boxes must be a finite (N, 4) array, got shape {b.shape}")
+    seen = detect_video(crops, det, first=first)
+    if len(seen.boxes) != len(b):
+        raise ValueError(f"{len(seen.boxes)} crops but {len(b)} true boxes: need one per crop")
+    ok = seen.found
+    nan = float("nan")
+    out = {
+        "translation": nan,
+        "scale": nan,
+        "found": float(ok.mean()),
+        "face_pixels": float(np.median(seen.boxes[ok, 2])) if ok.any() else nan,
+        "frames": len(b),
+        "found_frames": int(ok.sum()),
+        "boxes": seen.boxes,
+    }
+    if ok.sum() >= MIN_FOUND:
+        truth, boxes = b[ok], seen.boxes[ok]
+        if np.ptp(truth[:, :2], axis=0).max() > 1e-9:
+            out["translation"] = r2(truth[:, :2], boxes[:, :2])
+        if np.ptp(truth[:, 2]) > 1e-9:
+            out["scale"] = r2(truth[:, 2], boxes[:, 2])
     return out
 
 
@@ -705,6 +366,11 @@ def crop_coeffs(coeffs, windows, frame_size, focal: float, size: int = 256, out_
 
     A floating window follows the face, so ``tx', ty'`` stay near 0 and ``tz'`` near constant:
     translation and zoom are gone. A PFL window is fixed, so they stay affine in the truth.
+
+    Rotation is passed through as it is: a fit with its camera axis through the crop's centre
+    would also see the head from a shifted direction, a yaw of about ``-atan((x_face - x_win) /
+    f)`` (and a pitch likewise), which a floating window turns into a yaw that follows ``tx`` and
+    a fixed window into a constant one (notebook 02 measures it). These views leave that out.
     """
     from reactlib.render import FOCAL_SCALE
 
@@ -741,111 +407,6 @@ def coeff_view(coeffs, mode: str, renderer=None, size: int = 256, **options) -> 
     det = Detections(boxes, np.ones(len(boxes), dtype=int), renderer.size)
     win = windows_for(det, mode, **options)
     return crop_coeffs(x, win, renderer.size, renderer.focal, size)
-
-
-# --- A real photograph moving along a known path ------------------------------------------------
-
-ASTRONAUT_FACE = (224.0, 113.0, 95.0, 95.0)
-"""Haar's box of the face in ``skimage.data.astronaut()`` (centre form; OpenCV gives
-``[177, 66, 95, 95]`` as left, top, w, h)."""
-
-
-@dataclass
-class PhotoVideo:
-    """Frames of the astronaut photograph's head moved along a known path, and the truth."""
-
-    frames: np.ndarray
-    boxes: np.ndarray
-    """``(T, 4)`` true face boxes (centre form; the size is the scaled upright box)."""
-    roll: np.ndarray
-    """``(T,)`` in-plane rotation in degrees (positive: clockwise in the image)."""
-
-
-def _astronaut():
-    from skimage import data as skdata
-
-    return skdata.astronaut()
-
-
-def _background(frame_size, seed: int) -> np.ndarray:
-    import cv2
-
-    h, w = frame_size
-    rng = np.random.default_rng(seed)
-    low = rng.uniform(0, 1, (max(2, h // 40), max(2, w // 40), 3))
-    tex = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
-    ramp = np.linspace(0.0, 1.0, h)[:, None, None]
-    img = 60 + 90 * ramp * np.array([0.6, 0.8, 1.0]) + 50 * tex
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def photo_frame(centre, scale: float, roll: float, frame_size=(360, 480), background=None):
-    """One composite frame: the astronaut's head (an elliptical cut around Haar's face box),
-    scaled by ``scale``, rotated ``roll`` degrees clockwise, its face centre placed at ``centre``
-    (x, y) on ``background`` (default a smooth textured gradient). Returns the frame and the true
-    face box ``(x, y, 95 scale, 95 scale)``."""
-    import cv2
-
-    photo = _astronaut()
-    fx, fy, fw, _ = ASTRONAUT_FACE
-    h, w = frame_size
-    bg = _background(frame_size, 0) if background is None else background
-    # OpenCV's angle is counter-clockwise in the image; ours is clockwise.
-    m = cv2.getRotationMatrix2D((fx, fy), -float(roll), float(scale))
-    m[:, 2] += np.asarray(centre, dtype=float) - np.array([fx, fy])
-    mask = np.zeros(photo.shape[:2], dtype=np.float32)
-    cv2.ellipse(mask, (int(fx), int(fy + 8)), (int(0.95 * fw), int(1.25 * fw)), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 6)
-    warped = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR)
-    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
-    frame = (alpha * warped + (1 - alpha) * bg).round().astype(np.uint8)
-    box = np.array([centre[0], centre[1], fw * scale, fw * scale], dtype=float)
-    return frame, box
-
-
-def photo_path(
-    frames: int,
-    frame_size=(360, 480),
-    roll_max: float = 15.0,
-    zoom=(0.8, 1.2),
-    amplitude=(50.0, 30.0),
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A smooth known path: face centres ``(T, 2)``, scales ``(T,)`` and rolls ``(T,)`` (degrees,
-    within +-roll_max). The centre sways up to ``amplitude`` (x, y) pixels around the frame centre
-    on a Lissajous-like curve with seed-drawn phases; the default keeps the padded face span
-    within omega = 256, so the default PFL window holds the whole face in every frame."""
-    if frames < 2:
-        raise ValueError(f"frames must be >= 2, got {frames}")
-    if not 0 < zoom[0] <= zoom[1]:
-        raise ValueError(f"zoom must be (low, high) with 0 < low <= high, got {zoom!r}")
-    rng = np.random.default_rng(seed)
-    h, w = frame_size
-    s = np.linspace(0, 2 * np.pi, frames)
-    ph = rng.uniform(0, 2 * np.pi, 4)
-    scale = zoom[0] + (zoom[1] - zoom[0]) * 0.5 * (1 + np.sin(s + ph[0]))
-    cx = (w - 1) / 2 + amplitude[0] * np.sin(s + ph[1])
-    cy = (h - 1) / 2 + amplitude[1] * np.sin(2 * s + ph[2])
-    roll = roll_max * np.sin(3 * s + ph[3])
-    return np.column_stack([cx, cy]), scale, roll
-
-
-def photo_video(
-    frames: int = 100,
-    frame_size=(360, 480),
-    roll_max: float = 15.0,
-    zoom=(0.8, 1.2),
-    amplitude=(50.0, 30.0),
-    seed: int = 0,
-) -> PhotoVideo:
-    """The astronaut's head moved along :func:`photo_path` (translation, zoom, roll)."""
-    centres, scales, rolls = photo_path(frames, frame_size, roll_max, zoom, amplitude, seed)
-    bg = _background(frame_size, seed)
-    out = np.empty((frames, *frame_size, 3), dtype=np.uint8)
-    boxes = np.empty((frames, 4))
-    for i in range(frames):
-        out[i], boxes[i] = photo_frame(centres[i], scales[i], rolls[i], frame_size, bg)
-    return PhotoVideo(out, boxes, rolls)
 
 
 # --- Streaming over video files ------------------------------------------------------------------
@@ -896,18 +457,22 @@ def check_crop_options(
     smooth: float = 0.0,
     prefix: str = "",
 ) -> None:
-    """``ValueError`` naming the first bad option of :func:`crop_video`, before any video is read.
+    """:class:`~reactlib.errors.UsageError` naming the first bad option of :func:`crop_video`,
+    before any video is read.
     The command line calls it with ``prefix="--"`` so the messages name its flags, and to tell
     option errors (exit 2) from problems with the video (exit 1)."""
     if mode not in MODES:
-        raise ValueError(f"unknown crop {prefix}mode {mode!r}; valid: {', '.join(MODES)}")
+        raise UsageError(f"unknown crop {prefix}mode {mode!r}; valid: {', '.join(MODES)}")
     if not isinstance(size, int | np.integer) or size < 8:
-        raise ValueError(f"{prefix}size must be at least 8, got {size!r}")
-    omega_pair(omega)
+        raise UsageError(f"{prefix}size must be at least 8, got {size!r}")
+    try:
+        omega_pair(omega)
+    except ValueError as err:
+        raise UsageError(f"{prefix}{err}") from err
     if extent not in ("span", "omega"):
-        raise ValueError(f"{prefix}extent must be 'span' or 'omega', got {extent!r}")
+        raise UsageError(f"{prefix}extent must be 'span' or 'omega', got {extent!r}")
     if padding < 0 or margin < 0 or not 0.0 <= smooth < 1.0:
-        raise ValueError(
+        raise UsageError(
             f"need {prefix}padding >= 0, {prefix}margin >= 0 and 0 <= {prefix}smooth < 1, got "
             f"{padding}, {margin}, {smooth}"
         )
@@ -935,19 +500,21 @@ def crop_video(
 
     Writes ``dst`` (H.264 mp4, unless None) and, when ``report`` is a path, the JSON report: it is
     written even when the crop fails for want of a face, so the misses can be inspected. Raises
-    :class:`NoFaceError` (nothing written to ``dst``) when no frame has a face, and ``ValueError``
-    naming the file for an unreadable or empty video.
+    :class:`NoFaceError` (nothing written to ``dst``) when no frame has a face,
+    :class:`~reactlib.errors.DataError` naming the file for an unreadable or empty video or one
+    that decodes to a different number of frames the second time, and
+    :class:`~reactlib.errors.UsageError` for a bad option.
     """
-    from reactlib import render
+    from reactlib import video
 
     check_crop_options(mode, size, omega, padding, extent, margin, smooth)
     src = Path(src)
     if isinstance(det, str):
         det = detector(det, video=src) if det == "oracle" else detector(det)
-    info = render.video_info(src)
+    info = video.video_info(src)
     started = time.perf_counter()
     bar = progress or (lambda it: it)
-    detections = detect_video(bar(render.iter_video(src)), det, first=first)
+    detections = detect_video(bar(video.iter_video(src)), det, first=first)
     detected = time.perf_counter()
     rep = CropReport(
         source=str(src),
@@ -1008,8 +575,16 @@ def crop_video(
         )
     rep.faces_outside_window = int((detections.found & ~contained(detections.boxes, windows)).sum())
     if dst is not None:
-        frames = bar(render.iter_video(src))
-        render.write_video(dst, crop_frames(frames, windows, size), fps=info["fps"])
+        frames = bar(video.iter_video(src))
+        try:
+            video.write_video(dst, crop_frames(frames, windows, size), fps=info["fps"])
+        except DataError as err:
+            if str(src) in str(err):  # the decoder's own message already names the file
+                raise
+            raise DataError(
+                f"{src}: the second decode differs from the first ({rep.frames} frames): {err}; "
+                "nothing was written"
+            ) from err
     done = time.perf_counter()
     rep.seconds = {
         "detect": round(detected - started, 3),

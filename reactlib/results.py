@@ -13,9 +13,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
 from collections.abc import Mapping
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -151,6 +154,74 @@ def package_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             found[name] = None
     return found
+
+
+def _cpu_model() -> str:
+    """The processor's marketing name (Linux: /proc/cpuinfo), else what the platform reports."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
+
+
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def machine() -> dict[str, Any]:
+    """What a timing ran on: CPU model, logical cores (all of them, and those this process may
+    use), total memory in bytes (None where unknown), the operating system, and the 1, 5 and
+    15 minute load averages when asked (None where unknown): on a shared machine they say how
+    busy it was."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        load = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_bytes": _memory_bytes(),
+        "platform": platform.platform(terse=True),
+        "load_average": load,
+    }
+
+
+def thread_settings() -> dict[str, Any]:
+    """Thread counts in force now: torch's intra-op threads and OpenCV's (for whichever of the
+    two is loaded, else None) and the thread-pool environment variables."""
+    torch_module, cv2_module = sys.modules.get("torch"), sys.modules.get("cv2")
+    return {
+        "torch": torch_module.get_num_threads() if torch_module else None,
+        "opencv": cv2_module.getNumThreads() if cv2_module else None,
+        "env": {name: os.environ.get(name) for name in THREAD_ENV_VARS},
+    }
+
+
+def benchmark_provenance() -> dict[str, Any]:
+    """Where a benchmark figure came from, for the JSON it is written to: the time, the git
+    commit and whether tracked files differed from it, the exact command line
+    (``sys.orig_argv``), :func:`machine`, :func:`thread_settings` and the package versions
+    (the same ones ``metrics.json`` records)."""
+    return {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "command": shlex.join(sys.orig_argv),
+        "machine": machine(),
+        "threads": thread_settings(),
+        "versions": package_versions(),
+    }
 
 
 def _jsonable(value: Any, where: str, nonfinite: list[str]) -> Any:

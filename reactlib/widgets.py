@@ -86,11 +86,11 @@ class ScheduleExplorer(ipywidgets.VBox):
 
     def __init__(
         self,
-        n: int = 50,
-        sigma_min: float = 0.01,
-        sigma_max: float = 80.0,
-        rho: float = diffusion.RHO,
-        reference_rho: float = diffusion.RHO,
+        n: int = diffusion.REACTDIFF_STEPS,
+        sigma_min: float = diffusion.REACTDIFF_SIGMA_MIN,
+        sigma_max: float = diffusion.REACTDIFF_SIGMA_MAX,
+        rho: float = diffusion.REACTDIFF_RHO,
+        reference_rho: float = diffusion.REACTDIFF_RHO,
     ):
         self.reference_rho = reference_rho
         self.controls = {
@@ -159,11 +159,11 @@ class ScheduleExplorer(ipywidgets.VBox):
 
 
 def schedule_explorer(
-    n: int = 50,
-    sigma_min: float = 0.01,
-    sigma_max: float = 80.0,
-    rho: float = diffusion.RHO,
-    reference_rho: float = diffusion.RHO,
+    n: int = diffusion.REACTDIFF_STEPS,
+    sigma_min: float = diffusion.REACTDIFF_SIGMA_MIN,
+    sigma_max: float = diffusion.REACTDIFF_SIGMA_MAX,
+    rho: float = diffusion.REACTDIFF_RHO,
+    reference_rho: float = diffusion.REACTDIFF_RHO,
 ) -> ScheduleExplorer:
     """The Karras-schedule explorer widget, started at the given values (ReactDiff's by default:
     50 steps from 80 to 0.01, rho 7). Display it as a cell's last expression."""

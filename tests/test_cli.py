@@ -1,4 +1,5 @@
-"""Command-line errors are clear and exit with status 2, before any kernel starts."""
+"""Command-line errors: usage and configuration errors exit 2 before any kernel starts, bad input
+files exit 1 naming the file, and a bug keeps its traceback."""
 
 from __future__ import annotations
 
@@ -174,3 +175,60 @@ def test_parameters_cell_shapes(tmp_path, source, accepted):
 def test_profile_and_results_dir_cannot_be_set_as_parameters(key, capsys):
     assert cli.main(["run", "--profile", "ci", "--set", f"{key}=x"]) == 2
     assert f"{key} cannot be set as a parameter" in capsys.readouterr().err
+
+
+# --- Exit status by kind of error ----------------------------------------------------------------
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """A plain ValueError from inside the library is a bug, not the user's mistake: it must not be
+    turned into 'error: ...' and exit 2."""
+    from reactlib import synth
+
+    def broken(*args, **kwargs):
+        raise ValueError("internal inconsistency")
+
+    monkeypatch.setattr(synth, "ensure", broken)
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        cli.main(["synth", "--profile", "ci", "--out", "unused"])
+
+
+def test_a_data_error_exits_1_naming_the_file(monkeypatch, capsys):
+    from reactlib import synth
+    from reactlib.errors import DataError
+
+    def bad_file(*args, **kwargs):
+        raise DataError("/some/corpus/3D_FV_files/x.npy: shape (10, 3), expected (T, 58)")
+
+    monkeypatch.setattr(synth, "ensure", bad_file)
+    assert cli.main(["synth", "--profile", "ci", "--out", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: /some/corpus/3D_FV_files/x.npy") and "Traceback" not in err
+
+
+def test_an_unreadable_notebook_is_a_data_error(tmp_path, capsys):
+    book = tmp_path / "notebooks"
+    book.mkdir()
+    (book / "00_broken.ipynb").write_text('{"cells": [\n')
+    entry = {
+        "file": "00_broken.ipynb",
+        "title": "broken",
+        "profiles": ["ci"],
+        "minutes": {"ci": 0.1},
+        "cell_timeout_s": {"ci": 60},
+    }
+    (book / "manifest.yaml").write_text(yaml.safe_dump({"notebooks": [entry]}))
+    code = cli.main(["run", "--profile", "ci", "--manifest", str(book / "manifest.yaml")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "00_broken.ipynb" in err and "not a readable notebook" in err
+
+
+def test_error_kinds_are_value_errors_and_configuration_is_usage():
+    """Library callers that catch ValueError keep working; config and manifest errors exit 2."""
+    from reactlib import config, data, errors
+
+    assert issubclass(errors.UsageError, ValueError) and issubclass(errors.DataError, ValueError)
+    assert issubclass(config.ConfigError, errors.UsageError)
+    assert issubclass(notebooks.ManifestError, errors.UsageError)
+    assert data.DataError is errors.DataError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -49,13 +50,6 @@ def small(tmp_path):
 @pytest.fixture
 def train(react):
     return data.Split(react.root, "train")
-
-
-def _video_io():
-    render = pytest.importorskip("reactlib.render")
-    if not hasattr(render, "read_video"):
-        pytest.skip("reactlib.render.read_video is not available yet")
-    return render
 
 
 # --- resolve_root ---------------------------------------------------------------------------------
@@ -322,7 +316,6 @@ def test_stack(train):
 
 
 def test_video_mp4_and_png_folder(react, train):
-    _video_io()
     png = train.video(PNG_CLIP)
     assert data.clip_file(react.root, "video", PNG_CLIP).is_dir()
     assert png.shape == (750, 32, 32, 3) and png.dtype == np.uint8
@@ -627,19 +620,131 @@ def test_corpus_unknown_split(react):
 
 
 def test_open_corpus_uses_the_given_copy(react, monkeypatch):
+    from reactlib import config, synth
+
     monkeypatch.delenv(data.DATA_ENV, raising=False)
-    assert data.open_corpus(react.root).root == react.root.resolve()
+    assert synth.open_corpus(react.root).root == react.root.resolve()
+    cfg = config.resolve("ci", data_root=str(react.root))
+    assert synth.open_corpus(cfg=cfg).root == react.root.resolve()
     monkeypatch.setenv(data.DATA_ENV, str(react.root))
-    assert data.open_corpus().root == react.root.resolve()
+    assert synth.open_corpus().root == react.root.resolve()
     monkeypatch.delenv(data.DATA_ENV)
     with pytest.raises(ValueError, match="cfg"):
-        data.open_corpus()
+        synth.open_corpus()
+
+
+def test_data_does_not_import_synth():
+    """synth builds on data, never the reverse: no import of synth anywhere in data.py."""
+    import ast
+
+    tree = ast.parse(Path(data.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+            imported.add(node.module or "")
+    assert "reactlib.coeffs" in imported  # the scan does see data's imports
+    assert not [name for name in imported if "synth" in name], imported
+    assert not hasattr(data, "open_corpus")
 
 
 def test_corrupt_corpus_file(small):
     (small.root / data.CORPUS_FILE).write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):
         data.Corpus(small.root)
+
+
+def _corpus_record(frames: int = SMALL_USED) -> dict:
+    """A minimal valid reactlab.json."""
+    person = {"delay_s": 0.4, "expressivity": 1.0, "brow_gain": 0.5, "lean_gain": 0.1}
+    return {
+        "corpus": "SynthReact",
+        "version": 2,
+        "digest": "0123456789ab",
+        "spec": {"sessions": 3},
+        "fps": 25,
+        "frames": frames,
+        "stored_frames": frames + 1,
+        "mirror": False,
+        "generation_seconds": 1.5,
+        "sessions": [
+            {
+                "name": "session_0000",
+                "split": "train",
+                "speaker": "P0000",
+                "listeners": ["P0001"],
+                "voiced": [[0, 10], [20, frames]],
+            }
+        ],
+        "people": {
+            "P0000": {**person, "appearance_seed": 1},
+            "P0001": {**person, "appearance_seed": 2},
+        },
+    }
+
+
+def test_a_valid_corpus_record_is_read(small):
+    record = _corpus_record()
+    (small.root / data.CORPUS_FILE).write_text(json.dumps(record))
+    assert data.read_corpus_meta(small.root) == record
+    corpus = data.Corpus(small.root)
+    assert corpus.kind == "SynthReact"
+    assert corpus.split("train", mirror=True).frames == SMALL_USED
+
+
+def _broken(change):
+    record = _corpus_record()
+    change(record)
+    return record
+
+
+MALFORMED_RECORDS = {
+    "a list": ([1, 2], "must be a JSON object, got list"),
+    "no frames": (_broken(lambda r: r.pop("frames")), "lacks the key 'frames'"),
+    "frames a string": (_broken(lambda r: r.update(frames="50")), r"\['frames'\] must be int"),
+    "mirror a number": (_broken(lambda r: r.update(mirror=0)), r"\['mirror'\] must be bool"),
+    "frames a bool": (_broken(lambda r: r.update(frames=True)), r"\['frames'\] must be int"),
+    "frames > stored": (_broken(lambda r: r.update(frames=99)), "between 1 and stored_frames"),
+    "sessions a dict": (_broken(lambda r: r.update(sessions={})), r"\['sessions'\] must be list"),
+    "no people": (_broken(lambda r: r.pop("people")), "lacks the key 'people'"),
+    "session without speaker": (
+        _broken(lambda r: r["sessions"][0].pop("speaker")),
+        r"sessions\[0\] lacks the key 'speaker'",
+    ),
+    "unknown listener": (
+        _broken(lambda r: r["sessions"][0].update(listeners=["P0042"])),
+        "names person 'P0042', who is not in people",
+    ),
+    "bad speech run": (
+        _broken(lambda r: r["sessions"][0].update(voiced=[[0, 10, 20]])),
+        r"holds \[0, 10, 20\], not a \[start, stop\] pair",
+    ),
+    "speech run past the end": (
+        _broken(lambda r: r["sessions"][0].update(voiced=[[0, 900]])),
+        "outside the 51 stored frames",
+    ),
+    "person without delay": (
+        _broken(lambda r: r["people"]["P0001"].pop("delay_s")),
+        r"people\['P0001'\] lacks the key 'delay_s'",
+    ),
+    "person a string": (
+        _broken(lambda r: r["people"].update(P0001="x")),
+        r"people\['P0001'\] must be a JSON object, got str",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_RECORDS))
+def test_a_malformed_corpus_record_names_the_file_and_the_problem(small, case):
+    record, problem = MALFORMED_RECORDS[case]
+    path = small.root / data.CORPUS_FILE
+    path.write_text(json.dumps(record))
+    for read in (data.read_corpus_meta, data.Corpus, lambda root: data.Split(root, "train")):
+        with pytest.raises(DataError, match=problem) as err:
+            read(small.root)
+        assert str(err.value).startswith(f"{path}: ")
 
 
 # --- WindowDataset --------------------------------------------------------------------------------

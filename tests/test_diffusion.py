@@ -1,8 +1,11 @@
-"""Tests for reactlib.diffusion: EDM preconditioning, loss weights, guidance, schedules, training
-densities, seeded noise sources, and the samplers, checked against closed forms on Gaussian data."""
+"""Tests for reactlib.diffusion: EDM preconditioning, the output-space loss (also under bfloat16
+autocast) and its weights, guidance, schedules and ReactDiff's constants, training densities,
+seeded noise sources (the Brownian tree against its per-item reference, bit for bit), explicit
+noise, repeated levels, and the samplers, checked against closed forms on Gaussian data."""
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 
@@ -11,7 +14,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reactlib import diffusion
 from reactlib.diffusion import (
+    BROWNIAN_CACHE_SIZE,
+    REACTDIFF_RHO,
+    REACTDIFF_SIGMA_MAX,
+    REACTDIFF_SIGMA_MIN,
+    REACTDIFF_STEPS,
+    SIGMA_DATA,
     BrownianTreeNoise,
     Denoiser,
     ItemNoise,
@@ -20,11 +30,14 @@ from reactlib.diffusion import (
     item_seeds,
     karras_sigmas,
     loss_weight,
+    reactdiff_sigmas,
     sample_dpmpp_2m,
     sample_dpmpp_2m_sde,
     sample_euler,
     sample_sigmas,
     scalings,
+    schedule_noise,
+    target_weight,
 )
 
 SD = 0.5  # sigma_data
@@ -82,8 +95,12 @@ def nonlinear_denoiser():
 ODE_SAMPLERS = {
     "euler": sample_euler,
     "2m": sample_dpmpp_2m,
-    "2m_sde_midpoint_eta0": partial(sample_dpmpp_2m_sde, eta=0.0, solver_type="midpoint"),
-    "2m_sde_heun_eta0": partial(sample_dpmpp_2m_sde, eta=0.0, solver_type="heun"),
+    "2m_sde_midpoint_eta0": partial(
+        sample_dpmpp_2m_sde, eta=0.0, solver_type="midpoint", noise_sampler=None
+    ),
+    "2m_sde_heun_eta0": partial(
+        sample_dpmpp_2m_sde, eta=0.0, solver_type="heun", noise_sampler=None
+    ),
 }
 
 
@@ -263,6 +280,99 @@ def test_loss_with_scalar_sigma_and_default_noise():
     torch.testing.assert_close(Denoiser(Zeros()).loss(x0, 0.5), loss)
 
 
+class SmallNet(torch.nn.Module):
+    """A seeded two-layer network F(c_in x, c_noise) on (B, dim): the coefficients and the noise
+    level through a SiLU MLP, weights of unit-variance fan-in scale."""
+
+    def __init__(self, dim: int = 8, hidden: int = 64, seed: int = 50):
+        super().__init__()
+        self.a = torch.nn.Linear(dim + 1, hidden)
+        self.b = torch.nn.Linear(hidden, dim)
+        g = _gen(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
+
+    def forward(self, x, noise_level):
+        joined = torch.cat([x, noise_level[:, None].to(x.dtype)], dim=1)
+        return self.b(torch.nn.functional.silu(self.a(joined)))
+
+
+def denoised_space_loss(denoiser, x0, sigma, noise, weighting="karras"):
+    """The plain denoised-space loss lambda(sigma) |D(x0 + sigma eps; sigma) - x0|^2, with the
+    noising and D formed in the data's dtype (as a loss built on D does)."""
+    level = sigma.to(x0.dtype)
+    denoised = denoiser(x0 + noise * level[:, None], level)
+    return (denoised - x0).pow(2).flatten(1).mean(1) * loss_weight(sigma, weighting)
+
+
+@pytest.mark.parametrize("weighting", ["karras", "snr", "soft_min_snr"])
+def test_output_space_loss_equals_the_denoised_space_loss_in_float64(weighting):
+    """w(sigma) |F - (x0 - c_skip x) / c_out|^2 = lambda(sigma) |D - x0|^2, over six decades."""
+    g = _gen(51)
+    sigma = torch.logspace(-3, 3, 13, dtype=F64)
+    x0 = SD * torch.randn(13, 8, generator=g, dtype=F64)
+    noise = torch.randn(13, 8, generator=g, dtype=F64)
+    denoiser = Denoiser(SmallNet().double())
+    loss = denoiser.loss(x0, sigma, noise, weighting=weighting)
+    assert loss.dtype == F64 and loss.shape == (13,) and (loss > 0).all()
+    expected = denoised_space_loss(denoiser, x0, sigma, noise, weighting)
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=0)
+
+
+def test_output_space_loss_feeds_the_network_its_preconditioned_input():
+    inner = Recorder()
+    x0 = torch.randn(3, 4, generator=_gen(52), dtype=F64)
+    noise = torch.randn(3, 4, generator=_gen(53), dtype=F64)
+    sigma = torch.tensor([0.02, 0.5, 30.0], dtype=F64)
+    loss = Denoiser(inner).loss(x0, sigma, noise, cond="c")
+    (call,) = inner.calls
+    _, _, c_in = scalings(sigma, SD)
+    torch.testing.assert_close(call["x"], c_in[:, None] * (x0 + sigma[:, None] * noise))
+    torch.testing.assert_close(call["noise_level"], sigma.log() / 4)
+    assert call["extra"] == {"cond": "c"}
+    # Zero output: the loss is the mean square of the target itself.
+    c_skip, c_out, _ = scalings(sigma[:, None], SD)
+    target = (x0 - c_skip * (x0 + sigma[:, None] * noise)) / c_out
+    torch.testing.assert_close(loss, target.pow(2).mean(1))
+
+
+LOW_PRECISION_TOLERANCE = 5e-3
+"""Mean relative error allowed of a loss computed under bfloat16 autocast, against float64."""
+
+
+def _relative_loss_error(loss, reference):
+    return ((loss.double() - reference) / reference).abs().mean().item()
+
+
+@pytest.mark.parametrize("data_dtype", [torch.bfloat16, torch.float32])
+def test_output_space_loss_is_accurate_under_bfloat16_autocast(data_dtype):
+    """Under bfloat16 autocast the output-space loss stays within 5e-3 (mean relative error) of the
+    float64 loss at every sigma: only the network's own rounding remains (measured 1.3e-3 to
+    1.7e-3). The denoised-space loss on the same bfloat16 batch forms D - x0 ~ sigma by
+    cancellation of O(1) bfloat16 numbers and multiplies it by 1 / c_out**2: measured 0.40 at
+    sigma 1e-3, 0.052 at 1e-2, 0.010 at 0.1 and 2.9e-3 at sigma >= 1. With float32 data D is
+    formed in float32 and the two losses measure the same (1.4e-3 to 1.7e-3)."""
+    g = _gen(54)
+    batch = 256
+    x0 = (SD * torch.randn(batch, 8, generator=g)).to(data_dtype)
+    noise = torch.randn(batch, 8, generator=g).to(data_dtype)
+    net = SmallNet()
+    exact = Denoiser(copy.deepcopy(net).double())
+    for level in (1e-3, 1e-2, 1.0, 100.0):
+        sigma = torch.full((batch,), level)
+        reference = exact.loss(x0.double(), sigma.double(), noise.double())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = Denoiser(net).loss(x0, sigma, noise)
+            old = denoised_space_loss(Denoiser(net), x0, sigma, noise)
+        assert loss.dtype == torch.float32
+        assert _relative_loss_error(loss, reference) < LOW_PRECISION_TOLERANCE, level
+        if data_dtype == torch.bfloat16 and level <= 1e-2:
+            assert _relative_loss_error(old, reference) > LOW_PRECISION_TOLERANCE, level
+        if data_dtype == torch.bfloat16 and level == 1e-3:
+            assert _relative_loss_error(old, reference) > 10 * LOW_PRECISION_TOLERANCE
+
+
 # --- Loss weights --------------------------------------------------------------------------------
 
 
@@ -283,6 +393,31 @@ def test_loss_weight_closed_forms():
 def test_loss_weight_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match=r"'bogus'.*karras, snr, soft_min_snr"):
         loss_weight(1.0, "bogus")
+
+
+@pytest.mark.parametrize("weighting", ["karras", "snr", "soft_min_snr"])
+def test_target_weight_is_loss_weight_times_c_out_squared(weighting):
+    sigma = torch.logspace(-3, 3, 25, dtype=F64)
+    _, c_out, _ = scalings(sigma, SD)
+    torch.testing.assert_close(
+        target_weight(sigma, weighting),
+        loss_weight(sigma, weighting) * c_out**2,
+        rtol=1e-12,
+        atol=0,
+    )
+
+
+def test_target_weight_closed_forms():
+    """karras (EDM's, ReactDiff's) 1; snr c_skip; soft_min_snr c_skip c_out^2 / sigma_data^2."""
+    sigma = torch.tensor([0.001, 0.5, 2.0, 1000.0], dtype=F64)
+    c_skip, c_out, _ = scalings(sigma, SD)
+    assert target_weight(sigma).tolist() == [1.0] * 4
+    torch.testing.assert_close(target_weight(sigma, "snr"), c_skip)
+    torch.testing.assert_close(target_weight(sigma, "soft_min_snr"), c_skip * c_out**2 / SD**2)
+    assert target_weight(2.0, "snr", 1.0).item() == pytest.approx(1 / 5)
+    assert target_weight(2.0, "soft_min_snr", 1.0).item() == pytest.approx(4 / 25)
+    with pytest.raises(ValueError, match=r"'bogus'.*karras, snr, soft_min_snr"):
+        target_weight(1.0, "bogus")
 
 
 # --- Classifier-free guidance --------------------------------------------------------------------
@@ -510,7 +645,9 @@ def test_sde_with_zero_eta_midpoint_equals_2m_step_for_step():
 
 def test_sde_rejects_unknown_solver_type():
     with pytest.raises(ValueError, match=r"'rk4'.*midpoint, heun"):
-        sample_dpmpp_2m_sde(lambda x, s: x, torch.zeros(1, 1), karras_sigmas(3), solver_type="rk4")
+        sample_dpmpp_2m_sde(
+            lambda x, s: x, torch.zeros(1, 1), karras_sigmas(3), solver_type="rk4", noise_sampler=0
+        )
 
 
 # --- Samplers: Gaussian data ---------------------------------------------------------------------
@@ -566,8 +703,8 @@ def test_heun_and_midpoint_differ_but_both_converge():
     sigmas = karras_sigmas(50)
     x_T = sigmas[0] * torch.randn(256, 2, generator=_gen(0), dtype=F64)
     model = gaussian_denoiser()
-    mid = sample_dpmpp_2m_sde(model, x_T, sigmas, eta=0.0, solver_type="midpoint")
-    heun = sample_dpmpp_2m_sde(model, x_T, sigmas, eta=0.0, solver_type="heun")
+    mid = ODE_SAMPLERS["2m_sde_midpoint_eta0"](model, x_T, sigmas)
+    heun = ODE_SAMPLERS["2m_sde_heun_eta0"](model, x_T, sigmas)
     assert (mid - heun).abs().max().item() > 1e-5
     euler_error = _ode_error(sample_euler, 50)
     for name in ("2m_sde_midpoint_eta0", "2m_sde_heun_eta0"):
@@ -810,3 +947,291 @@ def test_samplers_keep_shape_and_stay_finite(batch, dims, steps, name, dtype):
     assert torch.isfinite(out).all()
     # Samples land near the data N(mu, s^2), far inside the sigma_max = 80 scale of x_T.
     assert (out - MU).abs().max().item() < 10 * S
+
+
+# --- ReactDiff's constants -----------------------------------------------------------------------
+
+
+def test_reactdiff_schedule_constants_and_golden_values():
+    """ReactDiff samples 50 Karras levels from 80 to 0.01 with rho 7 (first 80, 72.1, 64.9;
+    last 0.0144, 0.01; then 0), with sigma_data 0.5; it trains on the cosine density over
+    [1e-3, 1e3]."""
+    assert (REACTDIFF_SIGMA_MIN, REACTDIFF_SIGMA_MAX, REACTDIFF_RHO) == (0.01, 80.0, 7.0)
+    assert REACTDIFF_STEPS == 50 and SIGMA_DATA == 0.5
+    sigmas = reactdiff_sigmas()
+    assert sigmas.shape == (51,) and sigmas.dtype == F64
+    assert sigmas[:3].tolist() == pytest.approx([80.0, 72.09, 64.87], abs=0.005)
+    assert sigmas[-3:].tolist() == pytest.approx([0.0144, 0.01, 0.0], abs=5e-5)
+    assert torch.equal(sigmas, karras_sigmas(50, 0.01, 80.0, 7.0))
+    assert torch.equal(reactdiff_sigmas(7), karras_sigmas(7, 0.01, 80.0, 7.0))
+    # The training density's range: a draw never leaves [1e-3, 1e3].
+    draws = sample_sigmas(50_000, generator=_gen(60)).double()
+    assert draws.min().item() >= 1e-3 * (1 - 1e-6) and draws.max().item() <= 1e3 * (1 + 1e-6)
+    assert (diffusion.REACTDIFF_TRAIN_SIGMA_MIN, diffusion.REACTDIFF_TRAIN_SIGMA_MAX) == (1e-3, 1e3)
+
+
+# --- Explicit noise ------------------------------------------------------------------------------
+
+
+def test_sde_sampler_requires_an_explicit_noise_source():
+    sigmas = karras_sigmas(4)
+    x_T = sigmas[0] * torch.randn(2, 3, generator=_gen(61), dtype=F64)
+    model = gaussian_denoiser()
+    with pytest.raises(TypeError, match="noise_sampler"):
+        sample_dpmpp_2m_sde(model, x_T, sigmas)
+    with pytest.raises(ValueError, match=r"eta=1\.0.*noise_sampler"):
+        sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=None)
+    for bad in ("seed", 1.5, True):
+        with pytest.raises(TypeError, match="callable, an int seed or None"):
+            sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=bad)
+    # None is fine where nothing is drawn: eta 0 (the ODE) or s_noise 0.
+    ode = sample_dpmpp_2m(model, x_T, sigmas)
+    assert torch.equal(sample_dpmpp_2m_sde(model, x_T, sigmas, eta=0.0, noise_sampler=None), ode)
+    quiet = sample_dpmpp_2m_sde(model, x_T, sigmas, s_noise=0.0, noise_sampler=None)
+    assert torch.isfinite(quiet).all()
+
+
+def test_sde_seed_builds_reactdiffs_brownian_tree_and_ignores_the_global_generator():
+    """An int seed means BrownianTreeNoise over the schedule's positive range with per-item seeds
+    item_seeds(seed, B): the same sample as passing that tree, whatever torch's global state."""
+    sigmas = reactdiff_sigmas(12)
+    x_T = sigmas[0] * torch.randn(4, 3, generator=_gen(62), dtype=F64)
+    model = nonlinear_denoiser()
+    torch.manual_seed(0)
+    seeded = sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=7)
+    torch.manual_seed(12345)
+    torch.randn(100)
+    again = sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=7)
+    tree = BrownianTreeNoise(item_seeds(7, 4), (3,), 0.01, 80.0, dtype=F64)
+    explicit = sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=tree)
+    assert torch.equal(seeded, again) and torch.equal(seeded, explicit)
+    assert not torch.equal(seeded, sample_dpmpp_2m_sde(model, x_T, sigmas, noise_sampler=8))
+    # Item 0 alone, with the same seed, is item 0 of the batch.
+    alone = sample_dpmpp_2m_sde(model, x_T[:1], sigmas, noise_sampler=7)
+    torch.testing.assert_close(alone, seeded[:1], rtol=0, atol=1e-12)
+    built = schedule_noise(7, x_T, sigmas)
+    assert (built.lo, built.hi, built.seeds, built.shape) == (0.01, 80.0, item_seeds(7, 4), (3,))
+    with pytest.raises(ValueError, match="two different positive levels"):
+        schedule_noise(7, x_T, torch.tensor([1.0, 0.0], dtype=F64))
+
+
+# --- Brownian tree: range, cache, reference implementation ---------------------------------------
+
+
+def test_brownian_tree_rejects_levels_outside_its_range_and_empty_steps():
+    tree = BrownianTreeNoise([1, 2], (3,), 0.002, 80.0, dtype=F64)
+    for bad in (0.001, 0.0, 80.5, -1.0, math.nan, math.inf):
+        with pytest.raises(
+            ValueError, match=r"outside this Brownian tree's range \[0\.002, 80\.0\]"
+        ):
+            tree(bad, 1.0)
+        with pytest.raises(ValueError, match=r"\[0\.002, 80\.0\]"):
+            tree.w(bad)
+    with pytest.raises(ValueError, match="two different levels"):
+        tree(5.0, 5.0)
+    with pytest.raises(ValueError, match="cache_size"):
+        BrownianTreeNoise([1], (3,), 0.002, 80.0, cache_size=0)
+    # Both ends are inside the range.
+    assert torch.isfinite(tree(80.0, 0.002)).all()
+
+
+def test_brownian_tree_cache_is_bounded_and_eviction_keeps_the_values():
+    sigmas = reactdiff_sigmas(200)
+    small = BrownianTreeNoise(item_seeds(63, 3), (4,), 0.01, 80.0, dtype=F64, cache_size=5)
+    default = BrownianTreeNoise(item_seeds(63, 3), (4,), 0.01, 80.0, dtype=F64)
+    unbounded = BrownianTreeNoise(item_seeds(63, 3), (4,), 0.01, 80.0, dtype=F64, cache_size=10**9)
+    assert default.cache_size == BROWNIAN_CACHE_SIZE
+    largest = 0
+    for s, s_next in zip(sigmas[:-2].tolist(), sigmas[1:-1].tolist(), strict=True):
+        a, b, c = small(s, s_next), default(s, s_next), unbounded(s, s_next)
+        assert torch.equal(a, c) and torch.equal(b, c)
+        assert small.cache_len() <= 5 and default.cache_len() <= BROWNIAN_CACHE_SIZE
+        largest = max(largest, default.cache_len())
+    assert largest == BROWNIAN_CACHE_SIZE  # the bound is reached, and held
+    assert unbounded.cache_len() > 10 * BROWNIAN_CACHE_SIZE  # what the bound saves
+    # Without eviction every node is drawn once, as the reference (which keeps all) draws them;
+    # the bounds redraw a few.
+    reference = ReferenceBrownianTree(item_seeds(63, 3), (4,), 0.01, 80.0, dtype=F64)
+    for s, s_next in zip(sigmas[:-2].tolist(), sigmas[1:-1].tolist(), strict=True):
+        reference(s, s_next)
+    assert unbounded.nodes_drawn == len(reference._nodes)
+    assert unbounded.nodes_drawn <= default.nodes_drawn < small.nodes_drawn
+
+
+class ReferenceBrownianTree:
+    """The per-item Brownian tree ReactLab shipped first, kept verbatim as the reference: every
+    item's node drawn with its own seeded torch.randn, the walk in torch, nodes cached forever."""
+
+    MASK64 = (1 << 64) - 1
+
+    @classmethod
+    def _mix(cls, z: int) -> int:
+        z = (z + 0x9E3779B97F4A7C15) & cls.MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & cls.MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & cls.MASK64
+        return z ^ (z >> 31)
+
+    def __init__(self, seeds, shape, sigma_min, sigma_max, *, tol=1e-6, dtype=None):
+        self.seeds = [int(s) for s in seeds]
+        self.shape = tuple(shape)
+        self.lo, self.hi = float(sigma_min), float(sigma_max)
+        self.depth = max(1, math.ceil(math.log2((self.hi - self.lo) / tol)))
+        self.dtype = dtype or torch.get_default_dtype()
+        self._nodes = {}
+        self._generator = torch.Generator()
+        self._last = None
+
+    def _normal(self, depth, index):
+        key = (depth, index)
+        if key not in self._nodes:
+            out = torch.empty(len(self.seeds), *self.shape, dtype=torch.float64)
+            for k, seed in enumerate(self.seeds):
+                mixed = self._mix(self._mix(self._mix(seed) ^ depth) ^ index) >> 1
+                self._generator.manual_seed(mixed)
+                torch.randn(self.shape, generator=self._generator, out=out[k])
+            self._nodes[key] = out
+        return self._nodes[key]
+
+    def w(self, t):
+        t = min(max(float(t), self.lo), self.hi)
+        if self._last is not None and self._last[0] == t:
+            return self._last[1]
+        left, right = self.lo, self.hi
+        w_left = torch.zeros(len(self.seeds), *self.shape, dtype=torch.float64)
+        w_right = math.sqrt(right - left) * self._normal(0, 0)
+        index = 0
+        for depth in range(1, self.depth + 1):
+            mid = 0.5 * (left + right)
+            w_mid = 0.5 * (w_left + w_right) + 0.5 * math.sqrt(right - left) * self._normal(
+                depth, index
+            )
+            if t < mid:
+                right, w_right, index = mid, w_mid, 2 * index
+            else:
+                left, w_left, index = mid, w_mid, 2 * index + 1
+        frac = 0.0 if right == left else (t - left) / (right - left)
+        value = w_left + frac * (w_right - w_left)
+        self._last = (t, value)
+        return value
+
+    def __call__(self, sigma, sigma_next):
+        s, s_next = float(sigma), float(sigma_next)
+        start = self.w(s)
+        increment = (self.w(s_next) - start) / math.sqrt(abs(s_next - s))
+        return increment.to(dtype=self.dtype)
+
+
+@pytest.mark.parametrize(
+    ("seed", "items", "shape", "steps"),
+    [
+        (0, 10, (16, 58), 50),
+        (1, 3, (3,), 20),
+        (2, 4, (5, 7), 30),
+        (3, 2, (), 12),
+        (4, 1, (17,), 50),
+    ],
+)
+def test_brownian_tree_matches_the_per_item_reference_bit_for_bit(seed, items, shape, steps):
+    """Same increments as the per-item implementation, to the last bit: along ReactDiff's schedule,
+    then for queries in a scattered order, for shapes on every path of torch's normal draw (fewer
+    than 16 values, a multiple of 16, neither), in float64 and in the float32 the samplers use."""
+    seeds = item_seeds(100 + seed, items)
+    sigmas = reactdiff_sigmas(steps)
+    for dtype in (F64, torch.float32):
+        ours = BrownianTreeNoise(seeds, shape, 0.01, 80.0, dtype=dtype, cache_size=16)
+        reference = ReferenceBrownianTree(seeds, shape, 0.01, 80.0, dtype=dtype)
+        for s, s_next in zip(sigmas[:-2], sigmas[1:-1], strict=True):
+            a, b = ours(s, s_next), reference(s, s_next)
+            assert a.dtype == dtype and a.shape == (items, *shape)
+            assert torch.equal(a, b)
+        scattered = torch.rand(12, 2, generator=_gen(seed), dtype=F64) * 79.99 + 0.01
+        for s, s_next in scattered.tolist():
+            assert torch.equal(ours(s, s_next), reference(s, s_next))
+        assert torch.equal(ours.w(33.3), reference.w(33.3))
+
+
+def test_brownian_tree_item_does_not_depend_on_its_batch():
+    """Item k's increments are those of a tree of item k alone, bit for bit."""
+    seeds = item_seeds(64, 5)
+    batch = BrownianTreeNoise(seeds, (6,), 0.01, 80.0, dtype=F64)
+    alone = [BrownianTreeNoise([s], (6,), 0.01, 80.0, dtype=F64) for s in seeds]
+    sigmas = reactdiff_sigmas(15)
+    for s, s_next in zip(sigmas[:-2], sigmas[1:-1], strict=True):
+        together = batch(s, s_next)
+        for k, tree in enumerate(alone):
+            assert torch.equal(together[k : k + 1], tree(s, s_next))
+
+
+# --- Repeated levels -----------------------------------------------------------------------------
+
+
+def _with_repeats(sigmas: torch.Tensor) -> torch.Tensor:
+    """The schedule with its first level, a middle level and the final 0 each given twice."""
+    middle = len(sigmas) // 2
+    return torch.cat([sigmas[:1], sigmas[: middle + 1], sigmas[middle:], sigmas[-1:]])
+
+
+@pytest.mark.parametrize(
+    "name", [*ODE_SAMPLERS, "2m_sde_item", "2m_sde_brownian", "2m_sde_heun_seed"]
+)
+def test_a_repeated_level_is_a_no_op_step(name):
+    """A schedule that repeats a level gives finite output equal, bit for bit, to the schedule
+    without the repeat: the repeated step calls no network and changes neither x nor the
+    multistep history."""
+    sigmas = karras_sigmas(10)
+    repeated = _with_repeats(sigmas)
+    assert len(repeated) == len(sigmas) + 3 and (repeated.diff() <= 0).all()
+    x_T = sigmas[0] * torch.randn(4, 3, generator=_gen(65), dtype=F64)
+    model = nonlinear_denoiser()
+
+    def run(schedule):
+        calls = []
+
+        def counted(x, sigma):
+            calls.append(sigma[0].item())
+            return model(x, sigma)
+
+        if name in ODE_SAMPLERS:
+            return ODE_SAMPLERS[name](counted, x_T, schedule), calls
+        if name == "2m_sde_item":
+            noise = ItemNoise(item_seeds(66, 4), (3,), dtype=F64)
+        elif name == "2m_sde_brownian":
+            noise = BrownianTreeNoise(item_seeds(66, 4), (3,), 0.002, 80.0, dtype=F64)
+        else:
+            noise = 66
+        solver = "heun" if name == "2m_sde_heun_seed" else "midpoint"
+        out = sample_dpmpp_2m_sde(counted, x_T, schedule, noise_sampler=noise, solver_type=solver)
+        return out, calls
+
+    plain, plain_calls = run(sigmas)
+    out, calls = run(repeated)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out, plain)
+    assert calls == plain_calls and len(calls) == 10
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    items=st.integers(1, 4),
+    shape=st.lists(st.integers(1, 9), max_size=2),
+    lo=st.floats(0.0, 1.0),
+    width=st.floats(0.01, 100.0),
+    queries=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=6),
+    cache_size=st.integers(1, 40),
+)
+def test_brownian_tree_property_matches_the_reference(items, shape, lo, width, queries, cache_size):
+    """Any batch, shape, range, cache bound and query order: the reference's values, bit for bit
+    (queries at fractions of the range; equal ends are refused)."""
+    hi = lo + width
+    seeds = item_seeds(items + len(shape), items)
+    ours = BrownianTreeNoise(seeds, shape, lo, hi, dtype=F64, cache_size=cache_size)
+    reference = ReferenceBrownianTree(seeds, shape, lo, hi, dtype=F64)
+    for a, b in queries:
+        s, s_next = lo + a * width, lo + b * width
+        s, s_next = min(max(s, lo), hi), min(max(s_next, lo), hi)
+        if s == s_next:
+            with pytest.raises(ValueError, match="two different levels"):
+                ours(s, s_next)
+            continue
+        assert torch.equal(ours(s, s_next), reference(s, s_next))
+        assert ours.cache_len() <= cache_size

@@ -1,6 +1,6 @@
-"""Tests for reactlib.pfl's mathematics (no video files): the kinematics of eqs 2-4 and 9-10 against
-their closed forms and sympy, the box convention, tracking, the PFL and floating windows (eqs 5,
-7, 8), cropping geometry, retention and the coefficient views."""
+"""Tests for reactlib.pfl without video files: the PFL and floating windows (eqs 5, 7, 8),
+cropping geometry, analytic and closed-loop retention (on synthetic pixels), the skin-colour
+detector and the coefficient views."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import coeffs, pfl
+from reactlib import coeffs, detect, footage, pfl
 from reactlib.coeffs import ROTATION, TRANSLATION
 from reactlib.render import FaceRenderer
 
@@ -19,329 +19,13 @@ EXACT = 1e-9
 FEW = settings(max_examples=25, deadline=None)
 
 
-def motion(frames: int = 7, keypoints: int = 5, seed: int = 0):
-    """Random keypoints (K, 3), rotations Q (T, 3, 3), translations T (T, 3) and a reference."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0.0, 0.1, (keypoints, 3))
-    angles = rng.uniform(-0.6, 0.6, (frames, 3))
-    t = rng.normal(0.0, 0.2, (frames, 3)) + [0.0, 0.0, 2.0]
-    ref = rng.normal(0.0, 0.05, 3)
-    return x, pfl.rotations(angles), t, ref
-
-
-def rx(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def ry(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def rz(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-
-def detections(boxes, frame_size=(480, 640), candidates=None) -> pfl.Detections:
+def detections(boxes, frame_size=(480, 640), candidates=None) -> detect.Detections:
     b = np.asarray(boxes, dtype=float).reshape(-1, 4)
     n = np.where(np.isnan(b[:, 0]), 0, 1) if candidates is None else np.asarray(candidates)
-    return pfl.Detections(b, n, tuple(frame_size))
+    return detect.Detections(b, n, tuple(frame_size))
 
 
 NAN = [np.nan] * 4
-
-
-# --- Kinematics ------------------------------------------------------------------------------
-
-
-def test_rotations_follow_the_renderer_convention():
-    rng = np.random.default_rng(1)
-    angles = rng.uniform(-np.pi, np.pi, (2, 4, 3))
-    q = pfl.rotations(angles)
-    assert q.shape == (2, 4, 3, 3)
-    for idx in np.ndindex(2, 4):
-        pitch, yaw, roll = angles[idx]
-        np.testing.assert_allclose(q[idx], rz(roll) @ ry(yaw) @ rx(pitch), atol=EXACT)
-    eye = np.broadcast_to(np.eye(3), q.shape)
-    np.testing.assert_allclose(q @ np.swapaxes(q, -1, -2), eye, atol=EXACT)
-    np.testing.assert_allclose(np.linalg.det(q), 1.0, atol=EXACT)
-    np.testing.assert_allclose(pfl.rotations([0.0, 0.0, 0.0]), np.eye(3), atol=0)
-
-
-def test_positive_roll_turns_x_toward_y_down():
-    """Positive roll is clockwise in the image (y down): the x axis turns toward +y."""
-    q = pfl.rotations([0.0, 0.0, 0.3])
-    np.testing.assert_allclose(q @ [1, 0, 0], [math.cos(0.3), math.sin(0.3), 0], atol=EXACT)
-
-
-def test_global_points_closed_form():
-    x, q, t, _ = motion()
-    got = pfl.global_points(x, q, t)
-    assert got.shape == (len(q), len(x), 3)
-    for i in range(len(q)):
-        for k in range(len(x)):
-            np.testing.assert_allclose(got[i, k], q[i] @ x[k] + t[i], atol=EXACT, rtol=0)
-
-
-def test_floating_centre_is_eq2():
-    _, q, t, ref = motion()
-    want = np.stack([q[i] @ ref + t[i] for i in range(len(q))])
-    np.testing.assert_allclose(pfl.floating_centre(ref, q, t), want, atol=EXACT, rtol=0)
-
-
-def test_floating_local_is_eq3_and_independent_of_translation():
-    x, q, t, ref = motion()
-    local = pfl.floating_local(x, ref, q, t)
-    want = np.einsum("tij,kj->tki", q, x - ref)
-    np.testing.assert_allclose(local, want, atol=EXACT, rtol=0)
-    other = np.random.default_rng(9).normal(0.0, 5.0, t.shape)
-    assert np.abs(pfl.floating_local(x, ref, q, other) - local).max() <= EXACT
-
-
-def test_pfl_local_keeps_the_translation():
-    """Pure translation (Q = I): the fixed window sees the displacement Delta T exactly."""
-    x, _, t, ref = motion()
-    q = np.broadcast_to(np.eye(3), (len(t), 3, 3))
-    origin = pfl.pfl_origin(ref, q, t)
-    local = pfl.pfl_local(x, q, t, origin)
-    np.testing.assert_allclose(local, x[None] + t[:, None] - origin, atol=EXACT, rtol=0)
-    for t1, t2 in [(0, 1), (2, 6), (5, 3)]:
-        d = pfl.displacement(local, t1, t2)
-        np.testing.assert_allclose(d, np.broadcast_to(t[t2] - t[t1], d.shape), atol=EXACT, rtol=0)
-        # ... while the floating window sees no motion at all.
-        assert np.abs(pfl.displacement(pfl.floating_local(x, ref, q, t), t1, t2)).max() <= EXACT
-
-
-def test_floating_displacement_is_eq4_without_a_translation_term():
-    x, q, t, ref = motion(seed=3)
-    local = pfl.floating_local(x, ref, q, t)
-    for t1, t2 in [(0, 1), (1, 5), (6, 2)]:
-        want = pfl.eq4(x, ref, q[t1], q[t2])
-        np.testing.assert_allclose(pfl.displacement(local, t1, t2), want, atol=EXACT, rtol=0)
-        by_hand = np.stack([(q[t2] - q[t1]) @ (xi - ref) for xi in x])
-        np.testing.assert_allclose(want, by_hand, atol=EXACT, rtol=0)
-        # no translation term: the same rotations under any other translation give the same.
-        other = pfl.floating_local(x, ref, q, t * 7.0 - 3.0)
-        np.testing.assert_allclose(pfl.displacement(other, t1, t2), want, atol=EXACT, rtol=0)
-
-
-def test_pfl_displacement_is_eq10():
-    x, q, t, ref = motion(seed=4)
-    local = pfl.pfl_local(x, q, t, pfl.pfl_origin(ref, q, t))
-    for t1, t2 in [(0, 1), (3, 6), (4, 0)]:
-        want = pfl.eq10(x, q[t1], q[t2], t[t1], t[t2])
-        np.testing.assert_allclose(pfl.displacement(local, t1, t2), want, atol=EXACT, rtol=0)
-        by_hand = np.stack([t[t2] - t[t1] + (q[t2] - q[t1]) @ xi for xi in x])
-        np.testing.assert_allclose(want, by_hand, atol=EXACT, rtol=0)
-
-
-def test_pure_rotation_about_z_gives_the_textbook_displacement():
-    theta = 0.4
-    q = pfl.rotations([[0.0, 0.0, 0.0], [0.0, 0.0, theta]])
-    t = np.zeros((2, 3))
-    x = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.5]])
-    d = pfl.displacement(pfl.floating_local(x, np.zeros(3), q, t), 0, 1)
-    c, s = math.cos(theta), math.sin(theta)
-    want = np.array([[c - 1.0, s, 0.0], [-2.0 * s, 2.0 * (c - 1.0), 0.0]])
-    np.testing.assert_allclose(d, want, atol=EXACT, rtol=0)
-
-
-def test_pfl_origin_is_the_mean_floating_centre():
-    _, q, t, ref = motion(seed=5)
-    want = np.mean([q[i] @ ref + t[i] for i in range(len(q))], axis=0)
-    np.testing.assert_allclose(pfl.pfl_origin(ref, q, t), want, atol=EXACT, rtol=0)
-    # with the reference at the rotation centre it is the mean translation
-    np.testing.assert_allclose(pfl.pfl_origin(np.zeros(3), q, t), t.mean(0), atol=EXACT, rtol=0)
-
-
-@pytest.mark.parametrize(
-    ("keypoints", "q", "t"),
-    [
-        (np.zeros((4, 2)), np.zeros((3, 3, 3)), np.zeros((3, 3))),
-        (np.zeros(3), np.zeros((3, 3, 3)), np.zeros((3, 3))),
-        (np.zeros((4, 3)), np.zeros((3, 3)), np.zeros((3, 3))),
-        (np.zeros((4, 3)), np.zeros((3, 3, 2)), np.zeros((3, 3))),
-        (np.zeros((4, 3)), np.zeros((3, 3, 3)), np.zeros((2, 3))),
-        (np.zeros((4, 3)), np.zeros((3, 3, 3)), np.zeros(3)),
-    ],
-)
-def test_motion_shapes_are_checked(keypoints, q, t):
-    with pytest.raises(ValueError, match="shape"):
-        pfl.global_points(keypoints, q, t)
-
-
-def test_project_closed_form():
-    pts = np.array([[0.1, -0.2, 2.0], [0.0, 0.0, 1.0], [-0.3, 0.4, 4.0]])
-    got = pfl.project(pts, 300.0, (63.5, 47.5))
-    want = np.array([[300 * 0.05 + 63.5, -300 * 0.1 + 47.5], [63.5, 47.5], [-22.5 + 63.5, 77.5]])
-    np.testing.assert_allclose(got, want, atol=EXACT, rtol=0)
-    np.testing.assert_allclose(pfl.project(pts[0], 10.0), [0.5, -1.0], atol=EXACT, rtol=0)
-    assert pfl.project(np.ones((2, 5, 3)), 1.0).shape == (2, 5, 2)
-
-
-@pytest.mark.parametrize("z", [0.0, -1.0])
-def test_project_refuses_points_behind_the_camera(z):
-    with pytest.raises(ValueError, match="Z > 0"):
-        pfl.project([[0.0, 0.0, 1.0], [0.1, 0.1, z]], 100.0)
-
-
-# --- sympy derivations -----------------------------------------------------------------------
-
-
-def test_eq3_follows_from_eq2():
-    d = pfl.derive_eq3()
-    assert d.holds
-    assert d.residual.shape == (3, 1)
-
-
-def test_eq10_follows_from_eq9():
-    assert pfl.derive_eq10().holds
-
-
-def test_eq10_as_printed_misses_the_reference_term():
-    import sympy as sp
-
-    d = pfl.derive_eq10(printed=True)
-    assert not d.holds
-
-    def vec(name):
-        return sp.Matrix(sp.symbols(f"{name}_x {name}_y {name}_z", real=True))
-
-    def rot(name):
-        return sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"{name}_{i}{j}", real=True))
-
-    q1, q2, ref = rot("Q1"), rot("Q2"), vec("X_ref")
-    assert sp.simplify(d.residual + (q2 - q1) * ref) == sp.zeros(3, 1)
-    # it vanishes when the reference sits at the rotation centre (X_ref = 0)
-    at_zero = d.residual.subs({s: 0 for s in ref})
-    assert sp.simplify(at_zero) == sp.zeros(3, 1)
-    # and it is not zero in general: one numeric instance
-    numeric = {s: v for s, v in zip(ref, (1, 2, 3), strict=True)}
-    numeric |= {q1[i, j]: int(i == j) for i in range(3) for j in range(3)}
-    numeric |= {q2[i, j]: 2 * int(i == j) for i in range(3) for j in range(3)}
-    assert d.residual.subs(numeric) == sp.Matrix([-1, -2, -3])
-
-
-# --- Boxes -----------------------------------------------------------------------------------
-
-
-def test_from_corner_puts_pixel_centres_on_integers():
-    got = pfl.from_corner([[0, 0, 1, 1], [10, 20, 4, 6], [177, 66, 95, 95]])
-    want = [[0, 0, 1, 1], [11.5, 22.5, 4, 6], [224, 113, 95, 95]]
-    np.testing.assert_array_equal(got, want)
-    assert pfl.from_corner([]).shape == (0, 4)
-    assert pfl.from_corner(np.array([3, 4, 5, 6])).shape == (1, 4)
-
-
-@FEW
-@given(st.lists(st.tuples(*[st.integers(0, 500)] * 2, *[st.integers(1, 300)] * 2), max_size=6))
-def test_from_corner_spans_the_same_pixels(corner_boxes):
-    b = pfl.from_corner(corner_boxes)
-    c = np.asarray(corner_boxes, dtype=float).reshape(-1, 4)
-    e = pfl._edges(b)
-    # the pixels left .. left + w - 1 have their outer edges at left - 0.5 and left + w - 0.5
-    np.testing.assert_allclose(e[:, :2], c[:, :2] - 0.5, atol=EXACT)
-    np.testing.assert_allclose(e[:, 2:], c[:, :2] + c[:, 2:] - 0.5, atol=EXACT)
-
-
-# --- Tracking --------------------------------------------------------------------------------
-
-
-SMALL_TOP = [100.0, 50.0, 20.0, 20.0]  # top edge 40
-BIG_LOW = [200.0, 100.0, 60.0, 60.0]  # top edge 70, the largest
-HIGH_EDGE = [300.0, 60.0, 50.0, 50.0]  # top edge 35 (its centre is lower than SMALL_TOP's)
-
-
-def test_tracker_first_face_largest_or_topmost():
-    t = pfl.Tracker()
-    np.testing.assert_array_equal(t.update([SMALL_TOP, BIG_LOW]), BIG_LOW)
-    t = pfl.Tracker("topmost")
-    np.testing.assert_array_equal(t.update([SMALL_TOP, BIG_LOW]), SMALL_TOP)
-    t = pfl.Tracker("topmost")
-    np.testing.assert_array_equal(t.update([BIG_LOW, SMALL_TOP, HIGH_EDGE]), HIGH_EDGE)
-
-
-def test_tracker_bad_first_rule():
-    with pytest.raises(ValueError, match="largest"):
-        pfl.Tracker("leftmost")
-
-
-def test_tracker_follows_the_nearest_corners_across_misses():
-    last = [100.0, 100.0, 40.0, 40.0]
-    same_centre_bigger = [100.0, 100.0, 80.0, 80.0]  # corners 20 px away each: L1 80
-    shifted = [110.0, 100.0, 40.0, 40.0]  # centre 10 px away: L1 20
-    far_large = [400.0, 300.0, 120.0, 120.0]
-    t = pfl.Tracker()
-    t.update([last])
-    assert np.isnan(t.update([])).all()
-    assert np.isnan(t.update(np.zeros((0, 4)))).all()
-    np.testing.assert_array_equal(t.update([far_large, same_centre_bigger, shifted]), shifted)
-    np.testing.assert_array_equal(t.update([far_large, [112.0, 101.0, 40.0, 42.0]])[:2], [112, 101])
-    det = t.result((480, 640))
-    assert det.frame_size == (480, 640)
-    np.testing.assert_array_equal(det.candidates, [1, 0, 0, 3, 2])
-    np.testing.assert_array_equal(det.found, [True, False, False, True, True])
-    np.testing.assert_array_equal(det.misses, [1, 2])
-
-
-def test_detections_summary_and_per_frame():
-    boxes = [[1, 2, 3, 4], [5, 6, 7, 8], NAN, [1, 1, 2, 2], [9.12345, 2, 3, 4], NAN]
-    det = detections(boxes, candidates=[1, 2, 0, 1, 3, 0])
-    assert det.summary() == {
-        "frames": 6,
-        "found": 4,
-        "missed": 2,
-        "miss_rate": 0.333333,
-        "miss_frames": [2, 5],
-        "multiple_frames": 2,
-    }
-    rows = det.per_frame()
-    assert [r["frame"] for r in rows] == list(range(6))
-    assert [r["candidates"] for r in rows] == [1, 2, 0, 1, 3, 0]
-    assert rows[2]["box"] is None and rows[5]["box"] is None
-    assert rows[4]["box"] == [9.123, 2.0, 3.0, 4.0]
-    assert det.miss_rate == pytest.approx(2 / 6, abs=EXACT)
-
-
-class Scripted:
-    """A detector that answers from a list, one entry per frame."""
-
-    name = "scripted"
-
-    def __init__(self, answers):
-        self.answers = answers
-        self.seen = []
-
-    def detect(self, frame, index):
-        self.seen.append(index)
-        return np.asarray(self.answers[index], dtype=float).reshape(-1, 4)
-
-    def settings(self):
-        return {}
-
-
-def test_detect_video_tracks_over_any_iterable():
-    frames = (np.zeros((30, 40, 3), np.uint8) for _ in range(4))
-    det = Scripted([[BIG_LOW], [], [BIG_LOW, SMALL_TOP], [SMALL_TOP]])
-    out = pfl.detect_video(frames, det)
-    assert det.seen == [0, 1, 2, 3]
-    assert out.frame_size == (30, 40)
-    np.testing.assert_array_equal(out.candidates, [1, 0, 2, 1])
-    np.testing.assert_array_equal(out.boxes[2], BIG_LOW)
-    assert out.summary()["miss_frames"] == [1]
-    with pytest.raises(ValueError, match="no frames"):
-        pfl.detect_video([], det)
-
-
-@pytest.mark.parametrize(
-    "frame",
-    [np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8)],
-)
-def test_detect_video_refuses_bad_frames(frame):
-    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
-        pfl.detect_video([frame], Scripted([[]]))
 
 
 # --- The PFL window (eqs 7, 8) ---------------------------------------------------------------
@@ -620,30 +304,178 @@ def moving_boxes(n: int = 50) -> np.ndarray:
     return np.column_stack([320 + 40 * np.sin(s), 240 + 25 * np.sin(2 * s + 1), side, side])
 
 
-def test_retention_of_following_and_fixed_windows():
+def test_analytic_retention_of_following_and_fixed_windows():
     boxes = moving_boxes()
-    follow = pfl.retention(boxes, boxes.copy(), size=128)
+    follow = pfl.analytic_retention(boxes, boxes.copy(), size=128)
     assert abs(follow["translation"]) <= EXACT and abs(follow["scale"]) <= EXACT
     assert follow["inside"] == 1.0
     fixed = np.tile([320.0, 240.0, 256.0, 256.0], (len(boxes), 1))
-    kept = pfl.retention(boxes, fixed)
+    kept = pfl.analytic_retention(boxes, fixed)
     assert kept["translation"] == pytest.approx(1.0, abs=EXACT)
     assert kept["scale"] == pytest.approx(1.0, abs=EXACT)
     assert kept["inside"] == 1.0
 
 
-def test_retention_inside_share_and_constant_size():
+def test_analytic_retention_inside_share_and_constant_size():
     boxes = np.array(
         [[100, 100, 20, 20], [150, 100, 20, 20], [200, 100, 20, 20], [300, 90, 20, 20]]
     )
     fixed = np.tile([150.0, 100.0, 120.0, 120.0], (4, 1))
-    out = pfl.retention(boxes, fixed)
+    out = pfl.analytic_retention(boxes, fixed)
     # the window spans x 90 .. 210: the box at x = 200 touches its edge, the one at 300 is out
     assert out["inside"] == 0.75
     assert math.isnan(out["scale"])  # the face never changes size
     assert out["translation"] == pytest.approx(1.0, abs=EXACT)
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        pfl.retention(boxes, fixed[:3])
+        pfl.analytic_retention(boxes, fixed[:3])
+
+
+@given(
+    x=st.floats(0, 600),
+    y=st.floats(0, 400),
+    side=st.floats(8, 500),
+)
+@FEW
+def test_analytic_retention_is_one_for_any_fixed_window(x, y, side):
+    """Why it is labelled analytic: where a fixed window sits does not change its R^2."""
+    boxes = moving_boxes()
+    window = np.tile([x, y, side, side], (len(boxes), 1))
+    out = pfl.analytic_retention(boxes, window)
+    assert out["translation"] == pytest.approx(1.0, abs=1e-6)
+    assert out["scale"] == pytest.approx(1.0, abs=1e-6)
+
+
+# --- Closed-loop retention on synthetic pixels ---------------------------------------------------
+
+SKIN = (200, 150, 120)
+
+
+def squares(boxes, frame_size=(480, 640), colour=SKIN) -> np.ndarray:
+    """Frames with one filled square of ``colour`` per box (centre form, integer pixel centres)
+    on a grey background: a face whose box a colour detector can find exactly."""
+    h, w = frame_size
+    out = np.full((len(boxes), h, w, 3), 90, dtype=np.uint8)
+    for frame, (x, y, bw, bh) in zip(out, np.asarray(boxes), strict=True):
+        left, top = round(x - (bw - 1) / 2), round(y - (bh - 1) / 2)
+        frame[max(top, 0) : max(top + round(bh), 0), max(left, 0) : max(left + round(bw), 0)] = (
+            colour
+        )
+    return out
+
+
+def integer_boxes(n: int = 40) -> np.ndarray:
+    """A moving, zooming square with odd integer sides (so its centre is a pixel centre)."""
+    s = np.linspace(0, 2 * np.pi, n)
+    side = 2 * np.round(30 + 8 * np.cos(s)) + 1
+    return np.column_stack(
+        [np.round(320 + 60 * np.sin(s)), np.round(240 + 40 * np.sin(2 * s)), side, side]
+    )
+
+
+def test_skin_detector_finds_a_square_exactly():
+    boxes = integer_boxes(5)
+    det = detect.SkinDetector(SKIN)
+    for frame, box in zip(squares(boxes), boxes, strict=True):
+        np.testing.assert_allclose(det.detect(frame), [box])
+
+
+def test_skin_detector_keeps_the_largest_region_and_ignores_small_ones():
+    frame = squares([[100, 100, 41, 41]])[0]
+    frame[300:310, 500:510] = SKIN  # a smaller skin-coloured patch elsewhere
+    np.testing.assert_allclose(detect.SkinDetector(SKIN).detect(frame), [[100, 100, 41, 41]])
+    tiny = squares([[100, 100, 5, 5]])[0]
+    assert detect.SkinDetector(SKIN, min_area=26).detect(tiny).shape == (0, 4)
+    assert detect.SkinDetector(SKIN, min_area=25).detect(tiny).shape == (1, 4)
+
+
+def test_skin_detector_tolerance():
+    frame = squares([[100, 100, 41, 41]], colour=(210, 150, 120))[0]  # 10 levels off in red
+    assert detect.SkinDetector(SKIN, tolerance=9).detect(frame).shape == (0, 4)
+    assert detect.SkinDetector(SKIN, tolerance=10).detect(frame).shape == (1, 4)
+    assert detect.SkinDetector.for_identity(FaceRenderer(64).identity).colour == (226, 184, 156)
+    assert detect.SkinDetector(SKIN).settings() == {
+        "colour": list(SKIN),
+        "tolerance": 8,
+        "min_area": 64,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"colour": (1, 2)}, "RGB triple"),
+        ({"colour": (1, 2, 300)}, "RGB triple"),
+        ({"colour": SKIN, "tolerance": -1}, "tolerance"),
+        ({"colour": SKIN, "min_area": 0}, "min_area"),
+    ],
+)
+def test_skin_detector_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        detect.SkinDetector(**kwargs)
+
+
+def test_closed_loop_retention_of_a_fixed_crop_is_exact():
+    """A fixed window and an exact detector: the seen path is an affine copy of the truth."""
+    boxes = integer_boxes()
+    window = np.tile([320.0, 240.0, 256.0, 256.0], (len(boxes), 1))
+    crops = pfl.crop_array(squares(boxes), window, 256)
+    out = pfl.retention(crops, boxes, detect.SkinDetector(SKIN))
+    assert out["found"] == 1.0 and out["found_frames"] == out["frames"] == len(boxes)
+    assert out["translation"] == pytest.approx(1.0, abs=1e-3)
+    assert out["scale"] == pytest.approx(1.0, abs=1e-3)
+    assert out["face_pixels"] == pytest.approx(np.median(boxes[:, 2]), abs=1)
+    np.testing.assert_allclose(
+        out["boxes"][:, :2], pfl.to_crop(boxes[:, :2], window, 256), atol=0.6
+    )
+
+
+def test_closed_loop_retention_of_a_following_crop_is_near_zero():
+    boxes = integer_boxes()
+    crops = pfl.crop_array(squares(boxes), boxes * [1, 1, 1.4, 1.4], 128)
+    out = pfl.retention(iter(crops), boxes, detect.SkinDetector(SKIN))  # any iterable of frames
+    assert out["found"] == 1.0
+    assert out["translation"] < 0.1 and out["scale"] < 0.1
+
+
+def test_closed_loop_retention_counts_the_frames_where_the_face_is_lost():
+    """A fixed window over the left part of the path: the face is found only there, while the
+    analytic retention of the same window is 1."""
+    boxes = integer_boxes()
+    window = np.tile([230.0, 240.0, 160.0, 160.0], (len(boxes), 1))
+    crops = pfl.crop_array(squares(boxes), window, 128)
+    out = pfl.retention(crops, boxes, detect.SkinDetector(SKIN, min_area=200))
+    inside_share = pfl.analytic_retention(boxes, window)["inside"]
+    assert 0.0 < out["found"] < 1.0
+    assert out["found"] >= inside_share  # a face wholly inside the window is always found
+    assert pfl.analytic_retention(boxes, window)["translation"] == pytest.approx(1.0, abs=EXACT)
+
+
+def test_closed_loop_retention_without_enough_faces_is_nan():
+    boxes = integer_boxes()
+    window = np.tile([40.0, 40.0, 60.0, 60.0], (len(boxes), 1))  # far from the path
+    out = pfl.retention(
+        pfl.crop_array(squares(boxes), window, 64), boxes, detect.SkinDetector(SKIN)
+    )
+    assert out["found"] == 0.0 and out["found_frames"] == 0
+    assert math.isnan(out["translation"]) and math.isnan(out["scale"])
+    assert math.isnan(out["face_pixels"]) and np.isnan(out["boxes"]).all()
+    few = boxes[: pfl.MIN_FOUND - 1]
+    crops = pfl.crop_array(squares(few), np.tile([320.0, 240.0, 256.0, 256.0], (len(few), 1)), 64)
+    out = pfl.retention(crops, few, detect.SkinDetector(SKIN, min_area=4))
+    assert out["found"] == 1.0 and math.isnan(out["translation"])
+
+
+def test_closed_loop_retention_refuses_bad_input():
+    boxes = integer_boxes(12)
+    crops = squares(boxes)
+    with pytest.raises(ValueError, match="oracle"):
+        pfl.retention(crops, boxes, detect.OracleDetector(boxes))
+    with pytest.raises(ValueError, match="12 crops but 11 true boxes"):
+        pfl.retention(crops, boxes[:11], detect.SkinDetector(SKIN))
+    with pytest.raises(ValueError, match=r"finite \(N, 4\)"):
+        pfl.retention(crops, boxes[:, :3], detect.SkinDetector(SKIN))
+    with pytest.raises(ValueError, match="uint8"):
+        pfl.retention(crops.astype(float), boxes, detect.SkinDetector(SKIN))
 
 
 # --- Coefficient views ---------------------------------------------------------------------------
@@ -720,7 +552,7 @@ def test_crop_coeffs_bad_input(x, win, match):
 
 
 def test_photo_path_stays_in_its_bounds():
-    centres, scales, rolls = pfl.photo_path(90, (360, 480), roll_max=12.0, amplitude=(40, 20))
+    centres, scales, rolls = footage.photo_path(90, (360, 480), roll_max=12.0, amplitude=(40, 20))
     assert centres.shape == (90, 2) and scales.shape == rolls.shape == (90,)
     assert np.abs(centres[:, 0] - 239.5).max() <= 40 + EXACT
     assert np.abs(centres[:, 1] - 179.5).max() <= 20 + EXACT
@@ -731,9 +563,9 @@ def test_photo_path_stays_in_its_bounds():
 
 
 def test_photo_path_is_deterministic_per_seed():
-    a = pfl.photo_path(30, seed=5)
-    b = pfl.photo_path(30, seed=5)
-    c = pfl.photo_path(30, seed=6)
+    a = footage.photo_path(30, seed=5)
+    b = footage.photo_path(30, seed=5)
+    c = footage.photo_path(30, seed=6)
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[0], c[0])
@@ -749,7 +581,7 @@ def test_photo_path_is_deterministic_per_seed():
 )
 def test_photo_path_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        pfl.photo_path(**kwargs)
+        footage.photo_path(**kwargs)
 
 
 def test_crop_area_averages_a_window_larger_than_the_output():

@@ -12,6 +12,7 @@ import platform
 import re
 import string
 import subprocess
+import sys
 import tempfile
 import types
 from importlib.metadata import version
@@ -701,3 +702,49 @@ def test_load_names_a_file_that_is_not_utf8(tmp_path):
     path.write_bytes(b"\xff\xfe{")
     with pytest.raises(ValueError, match=re.escape(str(path))):
         results.load(path)
+
+
+# --- Benchmark provenance ------------------------------------------------------------------------
+
+
+def test_benchmark_provenance_records_commit_command_machine_threads_versions(monkeypatch):
+    monkeypatch.setattr(sys, "orig_argv", ["python", "benchmarks/x.py", "--steps", "5 6"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        doc = results.benchmark_provenance()
+    finally:
+        torch.set_num_threads(before)
+    assert set(doc) == {"created", "git", "command", "machine", "threads", "versions"}
+    assert dt.datetime.fromisoformat(doc["created"]).tzinfo is not None
+    assert doc["git"] == results.git_state()
+    assert doc["command"] == "python benchmarks/x.py --steps '5 6'"  # exact, shell-quoted
+    machine = doc["machine"]
+    assert machine["cores"] == os.cpu_count() and 1 <= machine["usable_cores"] <= os.cpu_count()
+    assert isinstance(machine["cpu"], str) and machine["cpu"]
+    assert machine["memory_bytes"] is None or machine["memory_bytes"] > 2**20
+    load = machine["load_average"]
+    assert load is None or (len(load) == 3 and all(x >= 0 for x in load))
+    assert doc["threads"]["torch"] == 1
+    assert doc["threads"]["env"]["OMP_NUM_THREADS"] == "1"
+    assert doc["versions"] == results.package_versions()
+    assert doc["versions"]["torch"] == version("torch")
+    json.dumps(doc, allow_nan=False)  # plain JSON
+
+
+def test_thread_settings_leave_unloaded_libraries_as_none(monkeypatch):
+    monkeypatch.delitem(sys.modules, "cv2", raising=False)
+    assert results.thread_settings()["opencv"] is None
+
+
+def test_machine_reads_the_cpu_model_from_proc_cpuinfo():
+    if not Path("/proc/cpuinfo").is_file():
+        pytest.skip("no /proc/cpuinfo on this system")
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.lower().startswith("model name")
+    ]
+    if names:
+        assert results.machine()["cpu"] == names[0]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
-from reactlib import audio, cli, coeffs, config, data, synth
+from reactlib import audio, cli, coeffs, config, data, paths, synth
 from reactlib.coeffs import index
 
 STATS_SPEC = synth.Spec(sessions=30, listeners=3, frames=750, seed=7)
@@ -66,9 +69,9 @@ def test_spec_from_the_ci_profile(ci_spec):
 
 
 def test_spec_digest_is_stable_and_covers_every_field():
-    spec = synth.Spec(sessions=12, listeners=3, frames=256, videos=0, seed=0, version=1)
+    spec = synth.Spec(sessions=12, listeners=3, frames=256, videos=0, seed=0, version=2)
     # Golden: a content hash, the same in every process (caches on disk are named by it).
-    assert spec.digest() == "7f7c76c72866"
+    assert spec.digest() == "5551212017e3"
     assert synth.Spec(**dataclasses.asdict(spec)).digest() == spec.digest()
     changed = {
         "sessions": 13,
@@ -77,7 +80,8 @@ def test_spec_digest_is_stable_and_covers_every_field():
         "videos": 1,
         "seed": 1,
         "sample_rate": 22050,
-        "version": 2,
+        "version": 3,
+        "anatomy": "anatomical",
     }
     assert set(changed) == {f.name for f in dataclasses.fields(synth.Spec)}
     digests = {dataclasses.replace(spec, **{k: v}).digest() for k, v in changed.items()}
@@ -85,7 +89,15 @@ def test_spec_digest_is_stable_and_covers_every_field():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"sessions": 2}, {"listeners": 0}, {"frames": 49}, {"videos": -1}, {"frames": 50.0}]
+    "bad",
+    [
+        {"sessions": 2},
+        {"listeners": 0},
+        {"frames": 49},
+        {"videos": -1},
+        {"frames": 50.0},
+        {"anatomy": "Table17"},
+    ],
 )
 def test_spec_rejects_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
@@ -169,10 +181,10 @@ def test_every_listener_smiles_after_its_own_delay(stats):
     delays = set()
     for s, person, x, _ in _listeners(stats):
         speaker = s.streams["speaker"]
-        lag = synth.xcorr_peak_lag(speaker["smile"], _smile(x), max_lag=40)
+        lag = synth.xcorr_peak_lag(np.diff(speaker["smile"]), np.diff(_smile(x)), max_lag=40)
         assert abs(lag - person.delay_frames) <= 1, (s.name, person.pid, lag, person.delay_frames)
         # The same from the coefficients alone.
-        lag = synth.xcorr_peak_lag(_smile(speaker["coeffs"]), _smile(x), max_lag=40)
+        lag = synth.smile_delay(speaker["coeffs"], x, max_lag=40)
         assert abs(lag - person.delay_frames) <= 1, (s.name, person.pid, lag, person.delay_frames)
         delays.add(person.delay_frames)
     low, high = (round(d * synth.FPS) for d in synth.DELAY_RANGE_S)
@@ -231,7 +243,7 @@ def test_two_listeners_of_one_speaker_react_differently(stats):
                 assert not np.allclose(xs[i], xs[j], atol=0.05)
         speaker = s.streams["speaker"]
         for person, x in zip(s.listeners, xs, strict=True):  # ... and both follow the rule
-            lag = synth.xcorr_peak_lag(speaker["smile"], _smile(x), max_lag=40)
+            lag = synth.smile_delay(speaker["coeffs"], x, max_lag=40)
             assert abs(lag - person.delay_frames) <= 1
 
 
@@ -261,6 +273,24 @@ def test_symmetric_pairs_match(pair_stats):
 def test_mutually_exclusive_pairs_rarely_coactivate(pair_stats):
     excl = pair_stats[pair_stats["kind"] == "mutually_exclusive"]
     assert (excl["both_active"] < 0.02).all(), excl.sort_values("both_active").tail()
+
+
+def test_exclusive_pairs_hold_in_speech_at_the_documented_threshold(stats, ci_spec):
+    """While speakers talk the exclusive pairs hold at SPEECH_EXCLUSIVE_THRESHOLD, in long and in
+    short clips, and (as documented) not at 0.1, where speech visemes meet smiles."""
+
+    def speaking(sessions):
+        return np.concatenate(
+            [s.streams["speaker"]["coeffs"][s.streams["speaker"]["voiced"]] for s in sessions]
+        )
+
+    for sessions in (stats, synth.sessions(ci_spec)):
+        table = synth.pair_statistics(speaking(sessions), synth.SPEECH_EXCLUSIVE_THRESHOLD)
+        excl = table[table["kind"] == "mutually_exclusive"]
+        assert (excl["both_active"] < 0.02).all(), excl.sort_values("both_active").tail()
+    low = synth.pair_statistics(speaking(stats), 0.1).set_index(["a", "b"])
+    assert low.loc[("mouthLowerDownLeft", "mouthSmileLeft"), "both_active"] > 0.02
+    assert low.loc[("mouthFunnel", "jawOpen"), "both_active"] > 0.02
 
 
 def test_co_occurring_pairs_rise_together(pair_stats):
@@ -301,14 +331,192 @@ def test_head_translation_stays_in_range_and_moves_smoothly(stats, name):
     assert max(np.abs(np.diff(v, 2)).max() for v in values) < 0.006
 
 
-def test_listeners_lean_in_with_the_speaker_arousal(stats):
-    """Lean-in moves the head closer as arousal rises: tz correlates negatively with it."""
-    corr = []
+LEAN_MIN_CORR = 0.5
+"""Every listener's depth follows its lean drive at least this closely (the generator puts most
+of a listener's depth motion in the lean; its own drift is small)."""
+
+
+def test_every_listener_leans_in_with_the_speaker_arousal(stats):
+    """Per listener, from the speaker's coefficients only (through its emotion arousal)."""
+    measured = []
     for s, person, x, _ in _listeners(stats):
-        arousal = synth.delayed(s.streams["speaker"]["arousal"], person.delay_frames)
-        lean = synth.signal.lfilter([0.05], [1, -0.95], arousal - arousal.mean())
-        corr.append(np.corrcoef(lean, x[:, index("tz")])[0, 1])
-    assert np.mean(corr) < 0
+        r = synth.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        assert r > LEAN_MIN_CORR, (s.name, person.pid, r)
+        measured.append(r)
+        # The same from the written emotion, or from the arousal itself.
+        emotion = coeffs.emotion_from_coeffs(s.streams["speaker"]["coeffs"])
+        assert synth.lean_in(emotion, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
+        arousal = s.streams["speaker"]["arousal"]
+        assert synth.lean_in(arousal, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
+    assert len(measured) == STATS_SPEC.sessions * STATS_SPEC.listeners
+
+
+def test_lean_in_is_measured_at_the_listener_delay(stats):
+    """The measure is not blind: another speaker's arousal, or a wrong delay, scores lower."""
+    s, other = stats[0], stats[1]
+    for person, x in zip(s.listeners, s.streams["listeners"], strict=True):
+        own = synth.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        foreign = synth.lean_in(other.streams["speaker"]["coeffs"], x, person.delay_frames)
+        assert foreign < own - 0.2, (own, foreign)
+
+
+def test_lean_drive_is_causal_and_delayed():
+    rng = np.random.default_rng(3)
+    arousal = np.tanh(synth.smooth_noise(rng, 300, 0.5))
+    delay, cut = 12, 150
+    changed = arousal.copy()
+    changed[cut:] += rng.uniform(-1, 1, 300 - cut)  # the future changes...
+    a, b = synth.lean_drive(arousal, delay), synth.lean_drive(changed, delay)
+    np.testing.assert_array_equal(a[: cut + delay], b[: cut + delay])  # ...the past does not
+    assert not np.allclose(a[cut + delay :], b[cut + delay :])
+    # A speaker at the neutral face's arousal draws nobody closer; a unit step in arousal is
+    # followed by the step response of two one-pole stages, 1 - p^(n+1) - (n+1)(1-p)p^(n+1)
+    # n frames after the step, with pole p = exp(-DT / (LEAN_TAU_S / 2)).
+    assert np.allclose(synth.lean_drive(np.full(50, synth.LEAN_REFERENCE), 5), 0)
+    step = np.where(np.arange(200) < 20, synth.LEAN_REFERENCE, synth.LEAN_REFERENCE + 1.0)
+    drive = synth.lean_drive(step, 7)
+    assert np.all(drive[:27] == 0) and drive[27] > 0
+    p, n = np.exp(-synth.DT / (synth.LEAN_TAU_S / 2)), np.arange(200 - 27)
+    expected = 1 - p ** (n + 1) - (n + 1) * (1 - p) * p ** (n + 1)
+    np.testing.assert_allclose(drive[27:], expected, atol=1e-12)
+
+
+def test_lean_in_rejects_bad_shapes():
+    x = np.zeros((40, 58))
+    with pytest.raises(ValueError, match="listener must be"):
+        synth.lean_in(x, x[:, :52], 3)
+    with pytest.raises(ValueError, match="expected"):
+        synth.lean_in(np.zeros((40, 7)), x, 3)
+    with pytest.raises(ValueError, match="frames"):
+        synth.lean_in(np.zeros(39), x, 3)
+
+
+BROW_MIN_CORR = 0.8
+BROW_GAIN_RTOL = 0.15
+"""A listener's own small brow motion leaves the measured gain within this of the recorded one."""
+
+
+def test_every_listener_raises_the_brows_at_speaker_surprise(stats):
+    """Per listener: its browInnerUp follows the speaker's by its own delay and gain."""
+    for s, person, x, _ in _listeners(stats):
+        measured = synth.brow_response(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        assert measured["corr"] > BROW_MIN_CORR, (s.name, person.pid, measured)
+        recorded = person.expressivity * person.brow_gain
+        assert measured["gain"] == pytest.approx(recorded, rel=BROW_GAIN_RTOL), (s.name, person.pid)
+
+
+def test_brow_response_recovers_a_known_gain_and_sees_no_response():
+    rng = np.random.default_rng(4)
+    speaker = np.zeros((400, 58))
+    speaker[:, index("browInnerUp")] = synth.events(rng, 400, 0.1, (0.6, 1.2), (0.5, 1), 3)
+    listener = np.zeros((400, 58))
+    listener[:, index("browInnerUp")] = 0.05 + 0.7 * synth.delayed(
+        speaker[:, index("browInnerUp")], 9
+    )
+    found = synth.brow_response(speaker, listener, 9)
+    assert found["corr"] == pytest.approx(1) and found["gain"] == pytest.approx(0.7)
+    assert synth.brow_response(speaker, listener, 0)["corr"] < found["corr"]
+    listener[:, index("browInnerUp")] = synth.smooth_noise(rng, 400, 0.3)
+    assert abs(synth.brow_response(speaker, listener, 9)["corr"]) < 0.5
+    still = np.zeros((400, 58))
+    assert np.isnan(synth.brow_response(still, listener, 9)["corr"])
+
+
+# --- no one-frame steps ---------------------------------------------------------------------------
+
+
+def test_step_jumps_finds_a_one_frame_step_and_only_that():
+    t = np.arange(100)
+    smooth = 0.3 * np.sin(2 * np.pi * t / 50)
+    assert len(synth.step_jumps(smooth)["frames"]) == 0
+    stepped = smooth.copy()
+    stepped[40:] += 0.2  # switched on at frame 40
+    found = synth.step_jumps(np.stack([smooth, stepped], axis=1))
+    assert found["frames"].tolist() == [40] and found["channels"].tolist() == [1]
+    assert found["sizes"][0] == pytest.approx(0.2 + abs(smooth[40] - smooth[39]), abs=0.05)
+    # The definition's two parameters decide, not constants of the generator.
+    assert len(synth.step_jumps(stepped, min_change=0.3)["frames"]) == 0
+    assert len(synth.step_jumps(stepped, ratio=100)["frames"]) == 0
+    # A raised-cosine rise over MIN_RAMP frames is not a step, however tall.
+    rise = np.concatenate([np.zeros(10), synth.bump(30, synth.MIN_RAMP), np.zeros(10)])
+    assert len(synth.step_jumps(rise)["frames"]) == 0
+    with pytest.raises(ValueError, match="ratio"):
+        synth.step_jumps(smooth, ratio=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        synth.step_jumps(np.zeros((3, 4, 5)))
+
+
+def _step_counts(sessions) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in sessions:
+        for x in [s.streams["speaker"]["coeffs"], *s.streams["listeners"]]:
+            for channel in synth.step_jumps(x)["channels"]:
+                name = coeffs.COEFF_NAMES[channel]
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_no_coefficient_steps_within_one_frame(stats, ci_spec):
+    """Every program switches on and off smoothly: not one step in any of the 58 channels."""
+    assert _step_counts(stats) == {}
+    assert _step_counts(synth.sessions(ci_spec)) == {}
+
+
+def test_blinks_close_over_at_least_three_frames(stats):
+    """Blinks reach 0.9-1.0; closing in two frames would change one frame by >= 0.45."""
+    closed = 0
+    for s in stats:
+        for x in [s.streams["speaker"]["coeffs"], *s.streams["listeners"]]:
+            blink = x[:, index("eyeBlinkLeft")].astype(np.float64)
+            assert np.abs(np.diff(blink)).max() < 0.45
+            closed += int(np.sum((blink[1:] > 0.85) & (blink[:-1] <= 0.85)))
+    assert closed > 100  # and the eyes do close
+
+
+# --- anatomy --------------------------------------------------------------------------------------
+
+LATERAL_STEMS = ("jaw", "mouth", "eyeLookIn", "eyeLookOut")
+"""The Table 17 symmetric pairs that move in opposite directions in a real face."""
+
+
+@pytest.fixture(scope="module")
+def anatomical(ci_spec):
+    return synth.sessions(dataclasses.replace(ci_spec, anatomy="anatomical"))
+
+
+def test_anatomical_corpus_breaks_the_opposed_symmetric_pairs(anatomical, ci_spec):
+    default = synth.pair_statistics(_all_frames(synth.sessions(ci_spec))).set_index(["a", "b"])
+    frames = _all_frames(anatomical)
+    table = synth.pair_statistics(frames).set_index(["a", "b"])
+    for stem in LATERAL_STEMS:
+        pair = (f"{stem}Left", f"{stem}Right")
+        assert default.loc[pair, "corr"] >= 0.9, pair  # Table 17 holds by construction
+        assert table.loc[pair, "corr"] < 0, pair  # anatomy: one side or the other
+        both = (frames[:, index(pair[0])] > 0) & (frames[:, index(pair[1])] > 0)
+        assert not both.any(), pair
+        assert (frames[:, index(pair[0])] > 0.01).any() and (frames[:, index(pair[1])] > 0.01).any()
+    # Conjugate gaze: the left eye looks in exactly while the right eye looks out.
+    np.testing.assert_array_equal(
+        frames[:, index("eyeLookInLeft")], frames[:, index("eyeLookOutRight")]
+    )
+    np.testing.assert_array_equal(
+        frames[:, index("eyeLookOutLeft")], frames[:, index("eyeLookInRight")]
+    )
+
+
+def test_anatomy_changes_only_the_lateral_channels(anatomical, ci_spec):
+    lateral = [index(f"{stem}{side}") for stem in LATERAL_STEMS for side in ("Left", "Right")]
+    others = [k for k in range(58) if k not in lateral]
+    a, b = _all_frames(synth.sessions(ci_spec)), _all_frames(anatomical)
+    np.testing.assert_array_equal(a[:, others], b[:, others])
+    assert not np.array_equal(a[:, lateral], b[:, lateral])
+    assert _step_counts(anatomical) == {}
+
+
+def test_expression_rejects_an_unknown_anatomy(stats):
+    s = stats[0]
+    with pytest.raises(ValueError, match="anatomy"):
+        synth.speaker_stream(s.speaker, 60, np.random.default_rng(0), anatomy="cartoon")
 
 
 # --- the written corpus ---------------------------------------------------------------------------
@@ -446,6 +654,12 @@ def test_rules_hold_when_read_back_from_disk(corpus, ci_spec):
         report = synth.rule_report(views)
         assert len(report) == counts[split] * ci_spec.listeners
         assert (report["delay_error"].abs() <= 1).all(), report
+        # Lean-in and brows, per listener, from the written speaker coefficients alone.
+        assert (report["lean_in"] > LEAN_MIN_CORR).all(), report[["listener", "lean_in"]]
+        assert (report["brow_corr"] > BROW_MIN_CORR).all(), report[["listener", "brow_corr"]]
+        np.testing.assert_allclose(
+            report["brow_gain"], report["brow_gain_recorded"], rtol=BROW_GAIN_RTOL
+        )
         pause_nods += report["nods_pause"].sum()
         speech_nods += report["nods_speech"].sum()
         pause_s += report["pause_s"].sum()
@@ -556,6 +770,102 @@ def test_a_failure_midway_keeps_the_previous_corpus(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["corpus"]
 
 
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    root = paths.repo_root()
+    monkeypatch.delenv(synth.CACHE_ENV, raising=False)
+    assert synth.cache_dir() == root / "data" / "synth"
+    spec = synth.Spec(**TINY)
+    assert synth.default_dir(spec) == root / "data" / "synth" / spec.digest()
+    monkeypatch.setenv(synth.CACHE_ENV, "build/corpora")  # relative: anchored at the checkout
+    assert synth.cache_dir() == root / "build" / "corpora"
+    monkeypatch.setenv(synth.CACHE_ENV, str(tmp_path / "cache"))
+    assert synth.default_dir(spec) == tmp_path / "cache" / spec.digest()
+
+
+def test_ensure_builds_in_the_cache_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(synth.CACHE_ENV, str(tmp_path / "cache"))
+    cfg = config.resolve("ci")
+    out = synth.ensure(cfg, **TINY, videos=0, anatomy="anatomical")
+    spec = synth.Spec.from_config(cfg, **TINY, videos=0, anatomy="anatomical")
+    assert out == tmp_path / "cache" / spec.digest()
+    meta = data.read_corpus_meta(out)
+    assert meta["digest"] == spec.digest() and meta["spec"]["anatomy"] == "anatomical"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [spec.digest()]
+
+
+_CONCURRENT = """
+import os, sys, time
+from pathlib import Path
+from reactlib import synth
+
+out, log, me, other = (Path(a) for a in sys.argv[1:5])
+real = synth.sessions
+
+
+def counted(spec):
+    with open(log, "a") as f:
+        print(os.getpid(), file=f)
+    time.sleep(1.0)  # hold the lock long enough for the other process to want it
+    return real(spec)
+
+
+synth.sessions = counted
+me.touch()
+deadline = time.monotonic() + 60
+while not other.exists() and time.monotonic() < deadline:  # start together
+    time.sleep(0.01)
+synth.generate(synth.Spec(sessions=3, listeners=1, frames=50), out)
+print("ok")
+"""
+
+
+def test_two_processes_building_one_corpus_generate_it_once(tmp_path):
+    out, log = tmp_path / "corpus", tmp_path / "generated.log"
+    ready = [tmp_path / "ready-0", tmp_path / "ready-1"]
+    env = {**os.environ, "PYTHONPATH": str(paths.repo_root())}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CONCURRENT, str(out), str(log), str(me), str(other)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for me, other in (ready, ready[::-1])
+    ]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0 and stdout.strip() == "ok", stderr
+    assert len(log.read_text().split()) == 1  # one process generated, the other reused it
+    spec = synth.Spec(sessions=3, listeners=1, frames=50)
+    assert data.read_corpus_meta(out)["digest"] == spec.digest()
+    for split in ("train", "val", "test"):
+        data.Corpus(out).split(split).validate()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["corpus", "generated.log", *(r.name for r in ready)]
+    )  # no lock file, temporary or old folder left behind
+
+
+def test_corpus_lock_excludes_another_process(tmp_path):
+    out = tmp_path / "corpus"
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('free')\n"
+        "except BlockingIOError:\n    print('held')\n"
+    )
+    with synth.corpus_lock(out) as lock_file:
+        assert lock_file.exists()
+        done = subprocess.run([sys.executable, "-c", probe, str(lock_file)], **_TEXT)
+        assert done.stdout.strip() == "held", done.stderr
+    assert not lock_file.exists()
+    with synth.corpus_lock(out):  # free again, and reusable
+        pass
+
+
+_TEXT = {"capture_output": True, "text": True, "timeout": 60}
+
+
 def test_progress_callback_sees_every_session(tmp_path):
     seen = []
 
@@ -576,9 +886,6 @@ def test_progress_callback_sees_every_session(tmp_path):
 
 def test_videos_for_the_first_sessions(tmp_path):
     """``Spec.videos``: the first sessions (train split first) are also rendered to mp4."""
-    render = pytest.importorskip("reactlib.render")
-    if not all(hasattr(render, n) for n in ("write_video", "read_video", "FaceRenderer")):
-        pytest.skip("reactlib.render is not complete yet")
     spec = synth.Spec(sessions=5, listeners=1, frames=50, videos=2)
     out = synth.generate(spec, tmp_path / "corpus")
     meta = data.read_corpus_meta(out)
@@ -618,6 +925,19 @@ def test_cli_synth_prints_the_summary_and_the_time(tmp_path, capsys):
     summary = rf"SynthReact {spec.digest()} \(ci: .*\) in {re.escape(str(out))}: \d+\.\d s$"
     assert re.search(summary, printed, re.M), printed
     assert data.read_corpus_meta(out)["digest"] == spec.digest()
+
+
+def test_cli_synth_anatomy_option(tmp_path, capsys):
+    out = tmp_path / "anatomical"
+    argv = ["synth", "--profile", "ci", "--out", str(out), "--videos", "0"]
+    assert cli.main([*argv, "--anatomy", "anatomical"]) == 0
+    spec = synth.Spec.from_config(config.resolve("ci"), videos=0, anatomy="anatomical")
+    assert data.read_corpus_meta(out)["digest"] == spec.digest()
+    assert f"SynthReact {spec.digest()}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:  # argparse refuses other values
+        cli.main([*argv, "--anatomy", "cartoon"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'cartoon'" in capsys.readouterr().err
 
 
 def test_cli_synth_refuses_a_foreign_folder(tmp_path, capsys):

@@ -1,0 +1,155 @@
+"""Tests for benchmarks/harness.py: interleaved paired timing on a fake clock, and results files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from reactlib import paths, results
+
+
+def _load_harness():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_harness", paths.repo_root() / "benchmarks" / "harness.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+
+
+class FakeMachine:
+    """A clock that only moves when a fake workload runs: a call costs ``cost`` units times the
+    machine's current slowness, plus any one-off spike queued for that call."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.slowness = 1.0
+        self.spikes: dict[int, float] = {}
+        self.log: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def workload(self, name: str, cost: float):
+        def run():
+            self.now += cost * self.slowness + self.spikes.pop(len(self.log), 0.0)
+            self.log.append(name)
+
+        return run
+
+
+def test_paired_ratio_recovers_a_known_cost_ratio():
+    machine = FakeMachine()
+    paired = harness.paired_times(
+        machine.workload("ours", 3.0), machine.workload("ref", 1.0), 5, clock=machine.clock
+    )
+    assert paired.ours == [3.0] * 5 and paired.reference == [1.0] * 5
+    assert paired.ratio == 3.0 and paired.ratio_quartiles == (3.0, 3.0)
+    summary = paired.summary()
+    assert summary["ratio_median"] == 3.0 and summary["repeats"] == 5
+    assert summary["ours_median_s"] == 3.0 and summary["reference_median_s"] == 1.0
+
+
+def test_paired_timing_alternates_which_runs_first():
+    machine = FakeMachine()
+    harness.paired_times(
+        machine.workload("ours", 1.0), machine.workload("ref", 1.0), 4, clock=machine.clock
+    )
+    assert machine.log == ["ours", "ref", "ref", "ours", "ours", "ref", "ref", "ours"]
+
+
+def _slowing(machine: FakeMachine, fn, every: int = 2):
+    """``fn``, after which the machine gets 1.5x slower every ``every`` calls."""
+
+    def run():
+        fn()
+        if len(machine.log) % every == 0:
+            machine.slowness *= 1.5
+
+    return run
+
+
+def test_paired_ratio_survives_drift_and_a_spike():
+    """The machine gets 1.5x slower every repetition and one call stalls: the median of the
+    per-pair ratios is still the true 4, and the stalled pair is outvoted."""
+    machine = FakeMachine()
+    machine.spikes[4] = 50.0  # the fifth call (ours, in the third repetition) stalls
+    ours = _slowing(machine, machine.workload("ours", 4.0))
+    ref = _slowing(machine, machine.workload("ref", 1.0))
+    paired = harness.paired_times(ours, ref, 7, clock=machine.clock)
+    assert paired.ratio == pytest.approx(4.0, rel=1e-12)
+    assert max(paired.ratios) > 10
+
+
+def test_separate_minima_are_thrown_off_by_the_same_drift():
+    """The scenario above defeats the ratio of two separately timed minima (all of ours, then all
+    of the reference), which is why the harness pairs the runs."""
+    machine = FakeMachine()
+    ours = _slowing(machine, machine.workload("ours", 4.0), every=1)
+    ref = _slowing(machine, machine.workload("ref", 1.0), every=1)
+    first = [
+        harness.paired_times(ours, lambda: None, 1, clock=machine.clock).ours[0] for _ in "1234567"
+    ]
+    second = [
+        harness.paired_times(lambda: None, ref, 1, clock=machine.clock).reference[0]
+        for _ in "1234567"
+    ]
+    assert min(first) / min(second) < 0.5
+
+
+def test_paired_times_needs_a_repetition():
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        harness.paired_times(lambda: None, lambda: None, 0)
+
+
+def test_single_repetition_has_degenerate_quartiles():
+    machine = FakeMachine()
+    paired = harness.paired_times(
+        machine.workload("ours", 2.0), machine.workload("ref", 8.0), 1, clock=machine.clock
+    )
+    assert paired.ratio == 0.25 and paired.ratio_quartiles == (0.25, 0.25)
+
+
+def test_write_results_records_provenance_settings_and_figures(tmp_path):
+    path = harness.write_results(
+        "toy", {"steps": 5}, {"ratio": 1.5, "rows": [{"a": 1}]}, results_dir=tmp_path
+    )
+    assert path == tmp_path / "toy.json"
+    doc = json.loads(path.read_text())
+    assert doc["benchmark"] == "toy"
+    assert doc["settings"] == {"steps": 5}
+    assert doc["figures"] == {"ratio": 1.5, "rows": [{"a": 1}]}
+    assert set(doc["provenance"]) == set(results.benchmark_provenance())
+    assert doc["provenance"]["git"] == results.git_state()
+    assert [p.name for p in tmp_path.iterdir()] == ["toy.json"]  # no temporary file left
+
+
+def test_write_results_refuses_nonfinite_figures_and_bad_names(tmp_path):
+    with pytest.raises(ValueError, match=r"toy\.json: figures are not plain finite JSON"):
+        harness.write_results("toy", {}, {"ratio": float("nan")}, results_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"toy\.json: figures are not plain finite JSON"):
+        harness.write_results("toy", {}, {"when": object()}, results_dir=tmp_path)
+    for bad in ("../escape", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="must be a plain file name"):
+            harness.write_results(bad, {}, {}, results_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_committed_results_files_carry_provenance():
+    """Every committed figure file names its benchmark, command, commit and machine."""
+    files = sorted(harness.RESULTS_DIR.glob("*.json"))
+    for path in files:
+        doc = json.loads(path.read_text())
+        assert doc["benchmark"] == path.stem
+        provenance = doc["provenance"]
+        assert "benchmarks/" in provenance["command"]  # the script that wrote it
+        assert set(provenance["machine"]) >= {"cpu", "cores", "memory_bytes"}
+        assert set(provenance["git"]) == {"commit", "dirty"}
+        assert doc["figures"]
