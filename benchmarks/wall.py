@@ -4,8 +4,8 @@
 
 runs COMMAND once (no shell; wrap it in ``bash -c '...'`` for one), streams its output through,
 and writes the wall seconds, its exit status, the peak resident memory of its largest process,
-and, when its output ends with a test runner's summary (``12 passed, 1 skipped in 3.4s``), the
-counts in that line, with the provenance every benchmark file carries (``harness.py``). This is
+and the counts of every test runner's closing line in its output (``12 passed, 1 skipped in
+3.4s``), with the provenance every benchmark file carries (``harness.py``). This is
 how the README's figures for ``make test``, ``bash .ci/run`` and ``make run`` are produced.
 
 The exit status is COMMAND's, so a failed run is never mistaken for a measurement; the file is
@@ -27,13 +27,15 @@ from harness import write_results
 _COUNTS = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|warnings?)\b")
 
 
-def summary_counts(output: str) -> dict[str, int]:
-    """The counts of the last pytest-style summary line in ``output`` (``{}`` when none)."""
-    for line in reversed(output.splitlines()):
+def summary_counts(output: str) -> list[dict[str, int]]:
+    """The counts of every test runner's closing line in ``output``, in order (``make test`` runs
+    pytest twice: the unit tests, then the notebooks): ``[{"passed": 12, "skipped": 1}, ...]``."""
+    runs = []
+    for line in output.splitlines():
         found = _COUNTS.findall(line)
-        if found and (" in " in line or "passed" in line or "failed" in line):
-            return {kind.removesuffix("s"): int(n) for n, kind in found}  # errors -> error
-    return {}
+        if found and re.search(r"\b(passed|failed)\b", line) and re.search(r" in [\d.]+s", line):
+            runs.append({kind.removesuffix("s"): int(n) for n, kind in found})  # errors -> error
+    return runs
 
 
 def run(command: list[str], cwd: Path | None = None) -> dict:
@@ -53,7 +55,7 @@ def run(command: list[str], cwd: Path | None = None) -> dict:
         "wall_seconds": round(seconds, 2),
         "exit_status": code,
         "peak_rss_mib_largest_process": round(peak_kib / 1024, 1),
-        "test_counts": summary_counts("".join(lines[-200:])),
+        "test_runs": summary_counts("".join(lines)),
         "last_lines": [line.rstrip("\n") for line in lines[-5:]],
     }
 

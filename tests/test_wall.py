@@ -25,15 +25,17 @@ def _load(name: str):
 wall = _load("wall")
 
 
-def test_summary_counts_reads_the_last_runner_line():
-    out = "collected 5\n...\n3 passed, 1 skipped, 2 warnings in 4.20s\n"
-    assert wall.summary_counts(out) == {"passed": 3, "skipped": 1, "warning": 2}
-    assert wall.summary_counts("1 failed, 2 passed, 1 error in 1s") == {
-        "failed": 1,
-        "passed": 2,
-        "error": 1,
-    }
-    assert wall.summary_counts("nothing to see\n") == {}
+def test_summary_counts_reads_every_runner_line():
+    out = (
+        "collected 5\n...\n=== 3 passed, 1 skipped, 2 warnings in 4.20s ===\n"
+        "rendered 2 passed frames\n"  # not a closing line: no duration
+        "=== 1 failed, 2 passed, 1 error in 1.0s ===\n"
+    )
+    assert wall.summary_counts(out) == [
+        {"passed": 3, "skipped": 1, "warning": 2},
+        {"failed": 1, "passed": 2, "error": 1},
+    ]
+    assert wall.summary_counts("nothing to see\n") == []
 
 
 def test_wall_times_a_command_and_keeps_its_exit_status(tmp_path, capsys):
@@ -43,7 +45,7 @@ def test_wall_times_a_command_and_keeps_its_exit_status(tmp_path, capsys):
     doc = json.loads((tmp_path / "demo.json").read_text())
     figures = doc["figures"]
     assert figures["exit_status"] == 3 and figures["wall_seconds"] >= 0
-    assert figures["test_counts"] == {"passed": 7, "failed": 1}
+    assert figures["test_runs"] == [{"passed": 7, "failed": 1}]
     assert doc["settings"]["command"][-1] == code
     assert {"git", "command", "machine", "versions"} <= set(doc["provenance"])
     assert "7 passed" in capsys.readouterr().out
