@@ -25,7 +25,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reactlib import paths, results, runtime
+from reactlib import notebooks, paths, results, runtime
 from reactlib.config import resolve
 
 REAL_GIT_STATE = results.git_state
@@ -748,3 +748,20 @@ def test_machine_reads_the_cpu_model_from_proc_cpuinfo():
     ]
     if names:
         assert results.machine()["cpu"] == names[0]
+
+
+def test_committed_results_are_valid_and_traceable():
+    """Figures the README quotes from results/<profile>/<notebook>/metrics.json must be real runs:
+    schema-valid, from a named commit with a clean tree, filed under their own profile and
+    notebook, and for a notebook that exists."""
+    found = sorted((paths.repo_root() / "results").rglob("metrics.json"))
+    assert found, "results/ holds no metrics.json"
+    book = notebooks.load_manifest()
+    listed = {Path(e.file).stem for e in book.notebooks}
+    for path in found:
+        doc = results.load(path)
+        where = path.relative_to(paths.repo_root())
+        assert re.fullmatch(r"[0-9a-f]{40}", doc["git"]["commit"] or ""), where
+        assert doc["git"]["dirty"] is False, f"{where} comes from an uncommitted tree"
+        assert path.parent.parent.name == doc["profile"], where
+        assert path.parent.name == doc["notebook"] and doc["notebook"] in listed, where
