@@ -261,6 +261,14 @@ class Detections:
     candidates: np.ndarray
     frame_size: tuple[int, int]
 
+    @classmethod
+    def from_boxes(cls, boxes, frame_size, candidates=None) -> Detections:
+        """Detections from known boxes ``(N, 4)`` (NaN rows for misses) in a ``(H, W)`` frame;
+        ``candidates`` defaults to one face per found frame and none per miss."""
+        b = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        n = np.where(np.isnan(b[:, 0]), 0, 1) if candidates is None else np.asarray(candidates)
+        return cls(b, n.astype(int), (int(frame_size[0]), int(frame_size[1])))
+
     @property
     def found(self) -> np.ndarray:
         return ~np.isnan(self.boxes[:, 0])

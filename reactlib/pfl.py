@@ -404,7 +404,7 @@ def coeff_view(coeffs, mode: str, renderer=None, size: int = 256, **options) -> 
     renderer = FaceRenderer(256) if renderer is None else renderer
     x = np.asarray(coeffs)
     boxes = OracleDetector.from_renderer(renderer, x).boxes
-    det = Detections(boxes, np.ones(len(boxes), dtype=int), renderer.size)
+    det = Detections.from_boxes(boxes, renderer.size)
     win = windows_for(det, mode, **options)
     return crop_coeffs(x, win, renderer.size, renderer.focal, size)
 

@@ -14,9 +14,7 @@ FEW = settings(max_examples=25, deadline=None)
 
 
 def detections(boxes, frame_size=(480, 640), candidates=None) -> detect.Detections:
-    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    n = np.where(np.isnan(b[:, 0]), 0, 1) if candidates is None else np.asarray(candidates)
-    return detect.Detections(b, n, tuple(frame_size))
+    return detect.Detections.from_boxes(boxes, frame_size, candidates)
 
 
 NAN = [np.nan] * 4
@@ -140,3 +138,11 @@ def test_detect_video_tracks_over_any_iterable():
 def test_detect_video_refuses_bad_frames(frame):
     with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
         detect.detect_video([frame], Scripted([[]]))
+
+
+def test_detections_from_boxes_counts_one_face_per_found_frame():
+    det = detect.Detections.from_boxes([[1, 2, 3, 4], NAN, [5, 6, 7, 8]], (10, 20))
+    np.testing.assert_array_equal(det.candidates, [1, 0, 1])
+    np.testing.assert_array_equal(det.misses, [1])
+    assert det.frame_size == (10, 20) and det.boxes.shape == (3, 4)
+    assert detect.Detections.from_boxes(np.ones(4), (1, 1), [3]).candidates.tolist() == [3]

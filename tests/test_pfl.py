@@ -20,9 +20,7 @@ FEW = settings(max_examples=25, deadline=None)
 
 
 def detections(boxes, frame_size=(480, 640), candidates=None) -> detect.Detections:
-    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    n = np.where(np.isnan(b[:, 0]), 0, 1) if candidates is None else np.asarray(candidates)
-    return detect.Detections(b, n, tuple(frame_size))
+    return detect.Detections.from_boxes(boxes, frame_size, candidates)
 
 
 NAN = [np.nan] * 4
