@@ -87,11 +87,18 @@ class Denoiser(torch.nn.Module):
         self.sigma_data = sigma_data
 
     def forward(self, x: torch.Tensor, sigma, **extra) -> torch.Tensor:
+        _, c_skip, c_out, output = self._network(x, sigma, **extra)
+        return c_skip * x + c_out * output
+
+    def _network(self, x: torch.Tensor, sigma, **extra):
+        """The preconditioned network call shared by :meth:`forward` and :meth:`loss`:
+        ``(sigma, c_skip, c_out, F(c_in x, c_noise(sigma)))``, with ``sigma`` one level per item
+        in ``x``'s dtype and the scalings broadcast against ``x``."""
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
         c_skip, c_out, c_in = (_expand(c, x) for c in scalings(sigma, self.sigma_data))
-        return c_skip * x + c_out * self.inner(c_in * x, c_noise(sigma), **extra)
+        return sigma, c_skip, c_out, self.inner(c_in * x, c_noise(sigma), **extra)
 
     def loss(
         self,
@@ -118,14 +125,10 @@ class Denoiser(torch.nn.Module):
         work = torch.promote_types(x0.dtype, torch.float32)
         x0 = x0.to(work)
         noise = torch.randn_like(x0) if noise is None else noise.to(work)
-        sigma = torch.as_tensor(sigma, dtype=work, device=x0.device)
-        if sigma.ndim == 0:
-            sigma = sigma.expand(x0.shape[0])
-        c_skip, c_out, c_in = (_expand(c, x0) for c in scalings(sigma, self.sigma_data))
-        x = x0 + noise * _expand(sigma, x0)
+        x = x0 + noise * _expand(torch.as_tensor(sigma, dtype=work, device=x0.device), x0)
+        sigma, c_skip, c_out, output = self._network(x, sigma, **extra)
         target = (x0 - c_skip * x) / c_out
-        output = self.inner(c_in * x, c_noise(sigma), **extra).to(work)
-        error = (output - target).pow(2).flatten(1).mean(1)
+        error = (output.to(work) - target).pow(2).flatten(1).mean(1)
         return error * target_weight(sigma, weighting, self.sigma_data)
 
 
