@@ -46,15 +46,20 @@ def manifest_path() -> Path:
     return repo_root() / MANIFEST_RELPATH
 
 
-def runs_dir(profile: str) -> Path:
-    """``runs/<profile>/`` under the checkout, or under ``$REACTLIB_RUNS_DIR`` when it is set.
+def env_dir(env: str, default: str | Path) -> Path:
+    """The folder named by the environment variable ``env``, else ``default`` under the checkout.
 
-    A relative ``$REACTLIB_RUNS_DIR`` is taken relative to the checkout, not to the working
-    directory, because the runner and its kernels work in different folders.
+    A relative value is taken relative to the checkout, not to the working directory, because
+    the runner and its kernels (started in the notebooks' folder) work in different folders.
     """
-    base = os.environ.get(RUNS_DIR_ENV)
-    root = repo_root() / (Path(base).expanduser() if base else "runs")
-    return root / profile
+    base = os.environ.get(env)
+    return repo_root() / (Path(base).expanduser() if base else Path(default))
+
+
+def runs_dir(profile: str) -> Path:
+    """``runs/<profile>/`` under the checkout, or under ``$REACTLIB_RUNS_DIR`` when it is set
+    (see :func:`env_dir`)."""
+    return env_dir(RUNS_DIR_ENV, "runs") / profile
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:

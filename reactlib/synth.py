@@ -1173,10 +1173,9 @@ CACHE_ENV = "REACTLIB_CACHE"
 
 def cache_dir() -> Path:
     """Where :func:`ensure` keeps corpora: ``$REACTLIB_CACHE`` when set, else ``data/synth/``
-    under the checkout (git-ignored). A relative ``$REACTLIB_CACHE`` is taken relative to the
-    checkout, not to the working directory, because kernels start in the notebooks' folder."""
-    base = os.environ.get(CACHE_ENV)
-    return paths.repo_root() / (Path(base).expanduser() if base else Path("data") / "synth")
+    under the checkout (git-ignored); a relative ``$REACTLIB_CACHE`` is taken from the checkout
+    (:func:`reactlib.paths.env_dir`)."""
+    return paths.env_dir(CACHE_ENV, Path("data") / "synth")
 
 
 def default_dir(spec: Spec) -> Path:
