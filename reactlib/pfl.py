@@ -46,6 +46,10 @@ class NoFaceError(DataError):
     """No frame of a video had a face, so no crop window can be placed."""
 
 
+class FrameCountError(DataError):
+    """The frames to crop and the windows placed for them differ in number."""
+
+
 # --- Windows (eqs 5, 7, 8) ---------------------------------------------------------------------
 
 
@@ -214,7 +218,7 @@ def crop(frame: np.ndarray, window, size: int = 256) -> np.ndarray:
 def crop_frames(frames: Iterable[np.ndarray], windows: np.ndarray, size: int = 256) -> Iterator:
     """Lazily crop every frame with its window (frames may be a generator).
 
-    There must be exactly one window per frame: a :class:`~reactlib.errors.DataError` says so
+    There must be exactly one window per frame: a :class:`FrameCountError` says so
     when the frames run out early or go on past the last window (a video that decodes to a
     different length the second time would otherwise be cropped with shifted windows).
     """
@@ -222,11 +226,11 @@ def crop_frames(frames: Iterable[np.ndarray], windows: np.ndarray, size: int = 2
     count = 0
     for frame in frames:
         if count == len(windows):
-            raise DataError(f"more frames than the {len(windows)} windows placed for them")
+            raise FrameCountError(f"more frames than the {len(windows)} windows placed for them")
         yield crop(frame, windows[count], size)
         count += 1
     if count != len(windows):
-        raise DataError(f"{len(windows)} windows were placed but only {count} frames came")
+        raise FrameCountError(f"{len(windows)} windows were placed but only {count} frames came")
 
 
 def outside(windows: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
@@ -578,9 +582,7 @@ def crop_video(
         frames = bar(video.iter_video(src))
         try:
             video.write_video(dst, crop_frames(frames, windows, size), fps=info["fps"])
-        except DataError as err:
-            if str(src) in str(err):  # the decoder's own message already names the file
-                raise
+        except FrameCountError as err:  # the decoder's own errors already name the file
             raise DataError(
                 f"{src}: the second decode differs from the first ({rep.frames} frames): {err}; "
                 "nothing was written"
