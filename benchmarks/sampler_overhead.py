@@ -7,11 +7,11 @@ Two networks, both inside :class:`reactlib.diffusion.Denoiser`, on a ReactDiff-s
 
 * ``tiny``: a per-frame MLP (58 + 16 Fourier features of c_noise -> 256 -> 58), 34 k parameters,
   far cheaper than any real denoiser, so its ratios are upper bounds;
-* ``lab``: a stand-in sized like the ``lab`` profile's model: per-frame Linear residual blocks
-  over ReactDiff's channel plan [c, 2c, 4c] with depths [2, 4, 4], down then up with skips, at
-  ``c = model_channels`` of ``lab`` (128), about 5.7 M parameters (the same plan at the ``full``
-  profile's 384 gives about 51 M, the paper's size). It has no attention and no conditioning: only
-  the cost of a call matters here.
+* ``lab``: a 5.7 M-parameter stand-in: per-frame Linear residual blocks over ReactDiff's
+  channel plan [c, 2c, 4c] with depths [2, 4, 4], down then up with skips, at ``c =
+  STAND_IN_CHANNELS`` (128; the same plan at 384 gives about 51 M, the paper's size).
+  It has no attention and no conditioning: only the cost of a call matters here
+  (``benchmarks/reactdiff_speed.py`` times the real ReactDiff network).
 
 For each sampler with the tiny network, and for 2M ODE and the Brownian-tree SDE with the lab
 one, a sampling pass of ``steps`` steps (``steps`` network calls on ReactDiff's schedule, a fresh
@@ -33,9 +33,11 @@ import statistics
 import torch
 from harness import paired_times, write_results
 
-from reactlib import config, diffusion
+from reactlib import diffusion
 
 BATCH, FRAMES, COEFFS = 10, 16, 58
+STAND_IN_CHANNELS = 128
+"""Base width of the ``lab`` stand-in network (5.7 M parameters)."""
 LAB_SAMPLERS = ("2M ODE", "2M SDE, BrownianTreeNoise")
 """Samplers also timed with the lab-size network (each pass there takes seconds)."""
 FEATURES = 16
@@ -163,7 +165,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    lab_channels = config.PROFILES["lab"]["model_channels"]
+    lab_channels = STAND_IN_CHANNELS
     networks = {"tiny": FrameMLP(), "lab": FrameUNet(lab_channels)}
     sigmas = diffusion.reactdiff_sigmas(args.steps)
     x = sigmas[0].float() * torch.randn(BATCH, FRAMES, COEFFS)

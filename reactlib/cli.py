@@ -159,6 +159,53 @@ def _parser() -> argparse.ArgumentParser:
     crop.add_argument("--report", type=Path, help="write the JSON report here")
     crop.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    trainer = sub.add_parser(
+        "train",
+        help="train a model (reactdiff) on SynthReact or a REACT 2024 copy",
+        description="Train MODEL with the profile's recipe on the train split of DIR (default: the "
+        "profile's SynthReact corpus, generated if missing), writing OUT/checkpoint.pt, "
+        "OUT/log.csv and OUT/loss.png. A run in OUT with the same configuration resumes; one with "
+        "another configuration is refused. Launch with torchrun for several processes.",
+    )
+    trainer.add_argument("model", choices=("reactdiff",))
+    trainer.add_argument("--profile", choices=config.VALID_PROFILES, help="profile (default: auto)")
+    trainer.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
+    trainer.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
+    trainer.add_argument("--seed", type=int, help="seed (default: the profile's, 0)")
+    trainer.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    trainer.add_argument(
+        "--set",
+        dest="settings",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model, loss or trainer setting (repeatable): speaker_context=lookback, "
+        "lookback=24, fbk_dims=pose, fac_weight=0.01, steps=500",
+    )
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate M reactions per speaker item of a split with a trained checkpoint",
+        description="Online generation, window by window, of M reactions to the speaker of every "
+        "item of SPLIT; writes PRED.npy of shape (N, M, T, 58) in raw (not normalised) "
+        "coefficients, the layout REACT evaluation scripts read. The profile and the model "
+        "configuration come from the checkpoint.",
+    )
+    gen.add_argument("--ckpt", type=Path, required=True, help="checkpoint.pt of a training run")
+    gen.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
+    gen.add_argument("--split", default="test", help="train, val or test (default: test)")
+    gen.add_argument("--m", type=int, default=10, help="reactions per speaker (default 10)")
+    gen.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
+    gen.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default: sde")
+    gen.add_argument("--guidance", type=float, default=1.0, help="guidance scale (default 1)")
+    gen.add_argument("--seed", type=int, default=0, help="default 0")
+    gen.add_argument("--items", type=int, metavar="N", help="only the first N items")
+    gen.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    gen.add_argument("--raw-weights", action="store_true", help="the raw weights, not the EMA")
+    gen.add_argument("--out", type=Path, required=True, metavar="PRED.npy")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
     strip = sub.add_parser("strip", help="strip notebook outputs except golden cells")
     strip.add_argument(
         "--check", action="store_true", help="only report; exit 1 if anything would change"
@@ -198,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _synth(args)
         elif args.command == "pfl-crop":
             return _pfl_crop(args)
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "generate":
+            _generate(args)
         elif args.command == "strip":
             files = args.files
             if not files:
@@ -235,6 +286,70 @@ def _synth(args: argparse.Namespace) -> None:
     print(corpus.describe().to_string())
     spec = synth.Spec(**corpus.meta["spec"])
     print(f"SynthReact {spec.digest()} ({cfg.profile}: {spec}) in {out}: {seconds:.1f} s")
+
+
+def _corpus(data_root: Path | None, cfg):
+    """``--data DIR``, else ``$REACT_DATA``, else the profile's SynthReact (made if missing)."""
+    from reactlib import synth
+
+    if data_root is not None and not data_root.is_dir():
+        raise DataError(f"{data_root}: data folder not found")
+    return synth.open_corpus(data_root, cfg=cfg)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from reactlib import reactdiff, runtime
+
+    cfg = config.resolve(args.profile, **({} if args.seed is None else {"seed": args.seed}))
+    corpus = _corpus(args.data, cfg)
+    device = runtime.select_device(args.device)
+    trained = reactdiff.train_model(cfg, corpus, out=args.out, device=device, **dict(args.settings))
+    final = trained.log.iloc[-1] if len(trained.log) else None
+    loss = "" if final is None else f", final loss {final['loss']:.4f}"
+    done = "trained" if trained.trained_now else "already trained"
+    print(f"{done}: {trained.step} steps{loss} -> {trained.out / 'checkpoint.pt'}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    import numpy as np
+    from tqdm import tqdm
+
+    from reactlib import data, paths, reactdiff, runtime
+
+    if args.m < 1 or args.steps < 1:
+        raise UsageError(f"--m and --steps must be >= 1, got {args.m} and {args.steps}")
+    if args.split not in data.SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(data.SPLITS)}, got {args.split!r}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"folder {args.out.parent} does not exist (writing {args.out})")
+    device = runtime.select_device(args.device)
+    model, identity = reactdiff.load(args.ckpt, ema=not args.raw_weights, device=device)
+    cfg = config.resolve(identity["profile"])
+    corpus = _corpus(args.data, cfg)
+    split = corpus.split(args.split, audio_features=identity["audio_features"])
+    if split.audio_dim != model.config.audio_dim:
+        raise DataError(
+            f"{corpus.root}: {identity['audio_features']} audio features are {split.audio_dim}-d, "
+            f"the checkpoint {args.ckpt} was trained on {model.config.audio_dim}-d ones"
+        )
+    items = None if args.items is None else range(min(args.items, len(split)))
+
+    def bar(iterable):
+        return tqdm(iterable, unit="chunk", disable=args.quiet, leave=False, file=sys.stderr)
+
+    pred = reactdiff.generate_split(
+        model,
+        split,
+        m=args.m,
+        seed=args.seed,
+        items=items,
+        steps=args.steps,
+        sampler=args.sampler,
+        guidance=args.guidance,
+        progress=bar,
+    )
+    paths.write_atomically(args.out, lambda tmp: np.save(tmp, pred))
+    print(f"{pred.shape} reactions ({args.sampler}, {args.steps} steps) -> {args.out}")
 
 
 def _pfl_crop(args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ OVERRIDABLE: tuple[str, ...] = tuple(
 
 _PROFILES: dict[str, dict[str, typing.Any]] = {
     "ci": dict(
-        description="CI on every commit: tiny SynthReact, about 1 M-parameter models, "
+        description="CI on every commit: tiny SynthReact, a 0.07 M-parameter denoiser, "
         "a few hundred steps",
         budget_minutes=10,
         progress=False,
@@ -111,26 +111,26 @@ _PROFILES: dict[str, dict[str, typing.Any]] = {
         synth_listeners=3,
         clip_frames=256,
         synth_videos=2,
-        model_channels=64,
+        model_channels=16,
         train_steps=300,
-        batch_size=32,
+        batch_size=16,
         learning_rate=1e-3,
         sample_steps=20,
         num_reactions=4,
         eval_items=8,
     ),
     "lab": dict(
-        description="a student's laptop CPU: medium SynthReact, a few M parameters, "
-        "ablation directions visible",
+        description="a student's laptop CPU: medium SynthReact, a 0.22 M-parameter denoiser "
+        "trained in minutes, ablation directions visible",
         budget_minutes=90,
         synth_sessions=120,
         synth_listeners=4,
         clip_frames=750,
         synth_videos=8,
-        model_channels=128,
+        model_channels=32,
         train_steps=3000,
-        batch_size=64,
-        learning_rate=2e-4,
+        batch_size=32,
+        learning_rate=1e-3,
         eval_items=64,
     ),
     "full": dict(
@@ -141,7 +141,7 @@ _PROFILES: dict[str, dict[str, typing.Any]] = {
         synth_listeners=4,
         clip_frames=750,
         synth_videos=32,
-        model_channels=384,
+        model_channels=128,
         train_steps=30_000,
         batch_size=100,
         learning_rate=1e-4,

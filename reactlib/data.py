@@ -8,6 +8,7 @@ written in the same layout::
       3D_FV_files/<clip>.npy                (T, 58) or (T, 1, 58) face coefficients
       Emotion/<clip>.csv                    a header row, then T rows of 25 emotion values
       Audio_files/<clip>.wav                any sample rate; stereo is averaged to mono
+      Audio_files/<clip>.<name>.npy         optional: precomputed (T, D) per-frame audio features
       Video_files/<clip>.mp4                or a folder <clip>/ of 1.png ... T.png
       neighbour_emotion_<split>.npy         (2L, 2L) appropriateness matrix, mirrored order
       reactlab.json                         SynthReact only: how the corpus was made
@@ -22,6 +23,10 @@ so its corpus file turns mirroring off and only the original block of the matrix
 Some REACT releases name the person folders ``P1``/``P2`` in one modality and
 ``Expert_video``/``Novice_video`` (NoXI) or ``P25``/``P26`` (RECOLA) in another; the reader
 tries both spellings.
+
+The model hears the speaker through per-frame audio features: by default ``mfcc78``, computed
+from the wav (:func:`reactlib.audio.mfcc78`); ``Split(..., audio_features=NAME)`` reads features
+the user computed elsewhere (wav2vec2, HuBERT, ...) from ``Audio_files/<clip>.NAME.npy`` instead.
 
 Bad input fails with a :class:`DataError` that names the file and what is wrong. A missing
 neighbour matrix is the one exception: it warns (:class:`NeighbourFallbackWarning`) and uses a
@@ -70,6 +75,13 @@ PAIR_HEADER = ("", "speaker_path", "listener_path")
 FALLBACKS = ("same_speaker", "self")
 """Named neighbour fallbacks: ``same_speaker`` (every item whose speaker clip is the same; on
 SynthReact that is the exact appropriate set) and ``self`` (only the paired listener)."""
+AUDIO_FEATURES_DEFAULT = "mfcc78"
+"""The audio features computed from each clip's wav; any other name selects precomputed features
+stored as ``Audio_files/<clip>.<name>.npy``."""
+_AUDIO_FEATURES_NAME = re.compile(r"[A-Za-z0-9_-]+")
+TOKENS_PER_FRAME_LIMIT = 1.5
+"""A feature file with more rows than this many per video frame of its clip is taken for
+50 Hz model tokens (two per 25 fps frame) and refused rather than read at the wrong rate."""
 
 
 DataError = errors.DataError
@@ -137,6 +149,14 @@ def _recola_candidates(folder: Path, clip: str) -> list[str]:
     return out
 
 
+def _spellings(folder: Path, clip: str) -> list[str]:
+    """The clip path, then its other person-id spellings, each once."""
+    spellings = [clip, *person_variants(clip)]
+    if clip.split("/")[0].upper() == "RECOLA":
+        spellings += _recola_candidates(folder, clip)
+    return list(dict.fromkeys(spellings))
+
+
 def clip_file(root: Path, modality: str, clip: str, *, must_exist: bool = True) -> Path:
     """The file (or PNG folder, for video) holding one modality of a clip.
 
@@ -147,11 +167,8 @@ def clip_file(root: Path, modality: str, clip: str, *, must_exist: bool = True) 
         raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     folder = Path(root) / MODALITY_DIRS[modality]
     suffix = MODALITY_SUFFIX[modality]
-    spellings = [clip, *person_variants(clip)]
-    if clip.split("/")[0].upper() == "RECOLA":
-        spellings += _recola_candidates(folder, clip)
     tried = []
-    for spelling in dict.fromkeys(spellings):
+    for spelling in _spellings(folder, clip):
         candidate = folder / f"{spelling}{suffix}"
         tried.append(candidate)
         if candidate.is_file():
@@ -161,6 +178,43 @@ def clip_file(root: Path, modality: str, clip: str, *, must_exist: bool = True) 
     if must_exist:
         shown = "; ".join(str(p) for p in tried)
         raise DataError(f"missing {modality} for clip {clip!r}: no file at {shown}")
+    return tried[0]
+
+
+def check_audio_features(name: str) -> str:
+    """``name`` if it can name audio features (``mfcc78``, or letters, digits, ``_`` and ``-``
+    only, so that it is one part of a file name), else :class:`UsageError`."""
+    if not (isinstance(name, str) and _AUDIO_FEATURES_NAME.fullmatch(name)):
+        raise errors.UsageError(
+            f"audio_features must be {AUDIO_FEATURES_DEFAULT!r} (computed from the wav) or the "
+            f"name of precomputed features, made of letters, digits, '_' and '-' only "
+            f"(read from {MODALITY_DIRS['audio']}/<clip>.<name>.npy); got {name!r}"
+        )
+    return name
+
+
+def audio_feature_file(root: Path, clip: str, features: str, *, must_exist: bool = True) -> Path:
+    """``Audio_files/<clip>.<features>.npy``, the precomputed audio features named ``features``
+    of a clip, found under the clip's person-id spellings like :func:`clip_file`.
+
+    With ``must_exist`` a missing file raises :class:`DataError` naming the features and every
+    path that was tried; without it, the exact path is returned (where to write the file).
+    """
+    if check_audio_features(features) == AUDIO_FEATURES_DEFAULT:
+        raise errors.UsageError(
+            f"{AUDIO_FEATURES_DEFAULT!r} features are computed from the wav, not read from a "
+            "file: use clip_file(root, 'audio', clip) and load_audio_features"
+        )
+    folder = Path(root) / MODALITY_DIRS["audio"]
+    tried = [folder / f"{spelling}.{features}.npy" for spelling in _spellings(folder, clip)]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    if must_exist:
+        shown = "; ".join(str(p) for p in tried)
+        raise DataError(
+            f"missing audio features {features!r} for clip {clip!r}: no file at {shown}"
+        )
     return tried[0]
 
 
@@ -262,6 +316,44 @@ def load_audio_features(path: str | Path, frames: int) -> np.ndarray:
             f"expected at least {frames} frames ({frames / coeffs.FPS:.2f} s)"
         )
     return audio.mfcc78(wav, rate, fps=coeffs.FPS, num_frames=frames)
+
+
+def load_feature_array(
+    path: str | Path, frames: int, *, clip_frames: int | None = None
+) -> np.ndarray:
+    """Precomputed per-video-frame features ``(frames, D)`` float32 from a ``.npy`` holding a
+    ``(T, D)`` array of numbers, ``D >= 1`` and ``T >= frames`` (the first ``frames`` are used).
+
+    ``clip_frames`` is how many video frames the clip holds (at least ``frames``). Speech models
+    such as wav2vec2 emit 50 Hz tokens, two per 25 fps video frame; an array with more than
+    :data:`TOKENS_PER_FRAME_LIMIT` rows per clip frame is refused with a hint on pooling them,
+    since reading it as per-frame features would play the speech at half speed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: audio feature file not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: not a readable .npy file ({err})") from err
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path}: audio features have dtype {array.dtype}, expected numbers")
+    if array.ndim != 2 or array.shape[1] < 1:
+        raise DataError(
+            f"{path}: audio features have shape {array.shape}, expected (T, D) with one row of "
+            "D >= 1 values per video frame"
+        )
+    reference = max(frames, clip_frames or 0, 1)
+    if array.shape[0] > TOKENS_PER_FRAME_LIMIT * reference:
+        rows = array.shape[0]
+        raise DataError(
+            f"{path}: audio features have {rows} rows for a clip of {reference} video frames, "
+            f"about {rows / reference:.1f} per frame, which looks like 50 Hz model tokens; "
+            "per-frame features (one row per 25 fps video frame) are expected: pool each pair "
+            "of tokens by mean or max (repeat the last token if their count is odd), e.g. "
+            "x.reshape(-1, 2, x.shape[1]).mean(axis=1) or .max(axis=1)"
+        )
+    return _check_frames(path, array.astype(np.float32), frames, "audio features")
 
 
 def load_video(path: str | Path, frames: int | None = None) -> np.ndarray:
@@ -461,7 +553,9 @@ class Split:
     """The items of one split, their appropriate-reaction sets, and cached clip arrays.
 
     ``frames`` is the number of frames used per clip (default: 750 for REACT, the corpus' own
-    for SynthReact). Arrays are loaded on first use and kept in memory.
+    for SynthReact). ``audio_features`` names the speaker audio features: ``mfcc78`` (computed
+    from the wav) or precomputed ``Audio_files/<clip>.<name>.npy`` files (see
+    :func:`load_feature_array`). Arrays are loaded on first use and kept in memory.
     """
 
     def __init__(
@@ -472,9 +566,11 @@ class Split:
         mirror: bool | None = None,
         frames: int | None = None,
         fallback: str = "same_speaker",
+        audio_features: str = AUDIO_FEATURES_DEFAULT,
     ):
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown neighbour fallback {fallback!r}; valid: {FALLBACKS}")
+        self.audio_features_name = check_audio_features(audio_features)
         self.root = Path(root)
         self.name = name
         self.meta = read_corpus_meta(self.root)
@@ -496,7 +592,8 @@ class Split:
     def __repr__(self) -> str:
         return (
             f"Split({self.name!r}, {len(self.pairs)} pairs, {len(self)} items, "
-            f"mirror={self.mirror}, frames={self.frames}, neighbours={self.neighbour_source})"
+            f"mirror={self.mirror}, frames={self.frames}, neighbours={self.neighbour_source}, "
+            f"audio_features={self.audio_features_name})"
         )
 
     def _load_neighbours(self, fallback: str) -> tuple[np.ndarray, str]:
@@ -542,9 +639,23 @@ class Split:
             raise ValueError(f"array modalities are {', '.join(_ARRAY_LOADERS)}; got {modality!r}")
         key = (modality, clip)
         if key not in self._cache:
-            path = clip_file(self.root, modality, clip)
-            self._cache[key] = _ARRAY_LOADERS[modality](path, self.frames)
+            if modality == "audio" and self.audio_features_name != AUDIO_FEATURES_DEFAULT:
+                path = audio_feature_file(self.root, clip, self.audio_features_name)
+                array = load_feature_array(path, self.frames, clip_frames=self._clip_frames(clip))
+            else:
+                array = _ARRAY_LOADERS[modality](clip_file(self.root, modality, clip), self.frames)
+            self._cache[key] = array
         return self._cache[key]
+
+    def _clip_frames(self, clip: str) -> int:
+        """How many video frames a clip holds, from its coefficient file's header (the data is
+        not read); the split's ``frames`` when that file is missing or unreadable, a problem
+        the coefficient loader reports on its own."""
+        path = clip_file(self.root, "coeffs", clip, must_exist=False)
+        try:
+            return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+        except (ValueError, OSError, EOFError, IndexError):
+            return self.frames
 
     def coeffs(self, clip: str) -> np.ndarray:
         return self.array("coeffs", clip)
@@ -553,7 +664,18 @@ class Split:
         return self.array("emotion", clip)
 
     def audio_features(self, clip: str) -> np.ndarray:
+        """The split's chosen audio features ``(frames, audio_dim)`` of a clip."""
         return self.array("audio", clip)
+
+    @property
+    def audio_dim(self) -> int:
+        """Values per frame of the audio features: 78 for ``mfcc78``, else the width of the
+        first speaker clip's feature file."""
+        if self.audio_features_name == AUDIO_FEATURES_DEFAULT:
+            from reactlib import audio
+
+            return audio.NUM_FEATURES
+        return int(self.audio_features(self.items[0].speaker).shape[1])
 
     def video(self, clip: str) -> np.ndarray:
         return load_video(clip_file(self.root, "video", clip), self.frames)
@@ -574,21 +696,32 @@ class Split:
         """Load every clip's modalities and raise one :class:`DataError` listing every problem.
 
         Audio is checked for the clips that are some item's speaker (the model's input);
-        SynthReact's listeners are silent and have no wav.
+        SynthReact's listeners are silent and have no wav. Precomputed audio features must also
+        have the same width in every speaker clip, as batches stack them.
         """
         speakers = {item.speaker for item in self.items}
         problems = []
         for modality in modalities:
+            widths: dict[int, str] = {}
             for clip in self.clips:
                 if modality == "audio" and clip not in speakers:
                     continue
                 try:
                     if modality == "video":
                         clip_file(self.root, "video", clip)
-                    else:
-                        self.array(modality, clip)
+                        continue
+                    array = self.array(modality, clip)
                 except DataError as err:
                     problems.append(str(err))
+                    continue
+                if modality == "audio" and self.audio_features_name != AUDIO_FEATURES_DEFAULT:
+                    widths.setdefault(array.shape[1], clip)
+            if len(widths) > 1:
+                shown = ", ".join(f"{width} in {clip!r}" for width, clip in widths.items())
+                problems.append(
+                    f"audio features {self.audio_features_name!r} differ in width between "
+                    f"speaker clips ({shown}); every clip needs the same D"
+                )
         if problems:
             raise DataError(
                 f"{len(problems)} problem(s) in split {self.name!r} of {self.root}:\n  "
@@ -678,8 +811,8 @@ class WindowDataset:
     Item ``i`` of the dataset is window ``i % windows_per_clip`` of split item
     ``i // windows_per_clip``. It yields a dict of tensors:
 
-    - ``speaker`` ``(w, 58)``, ``speaker_audio`` ``(w, 78)``, ``listener`` ``(w, 58)``:
-      the window's frames (coefficients normalised when a normaliser is given);
+    - ``speaker`` ``(w, 58)``, ``speaker_audio`` ``(w, split.audio_dim)``, ``listener``
+      ``(w, 58)``: the window's frames (coefficients normalised when a normaliser is given);
     - ``past_listener`` ``(58,)``: the listener's last frame before the window (zeros for the
       first window, as the online model starts without a past);
     - ``h`` ``(w,)`` int64: the global frame index of every frame;

@@ -122,14 +122,23 @@ class Denoiser(torch.nn.Module):
         wider, so low-precision data (bfloat16) and autocast only round the network itself.
         ``noise`` defaults to ``torch.randn_like(x0)`` (the global generator, as in training).
         """
+        output, target, sigma = self.output_and_target(x0, sigma, noise, **extra)
+        error = (output - target).pow(2).flatten(1).mean(1)
+        return error * target_weight(sigma, weighting, self.sigma_data)
+
+    def output_and_target(
+        self, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor | None = None, **extra
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's output ``F(c_in x, c_noise(sigma))`` on ``x = x0 + sigma noise`` and its
+        target ``(x0 - c_skip x) / c_out``, both in the working dtype (``x0``'s or float32,
+        whichever is wider), and ``sigma`` per item: what :meth:`loss` compares, and what the
+        ReactDiff constraints (:mod:`reactlib.losses`) compare frame to frame."""
         work = torch.promote_types(x0.dtype, torch.float32)
         x0 = x0.to(work)
         noise = torch.randn_like(x0) if noise is None else noise.to(work)
         x = x0 + noise * _expand(torch.as_tensor(sigma, dtype=work, device=x0.device), x0)
         sigma, c_skip, c_out, output = self._network(x, sigma, **extra)
-        target = (x0 - c_skip * x) / c_out
-        error = (output.to(work) - target).pow(2).flatten(1).mean(1)
-        return error * target_weight(sigma, weighting, self.sigma_data)
+        return output.to(work), (x0 - c_skip * x) / c_out, sigma
 
 
 def _weighting_factor(sigma: torch.Tensor, weighting: str, sigma_data: float) -> torch.Tensor:

@@ -7,8 +7,10 @@ anchored at the repository root, found from the installed package or the working
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MANIFEST_RELPATH = Path("notebooks") / "manifest.yaml"
@@ -77,3 +79,38 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` (a file or folder, which need not exist) while the
+    block runs; other processes asking for the same lock wait.
+
+    The lock is ``fcntl.flock`` on the file ``.<name>.lock`` beside ``path``, so writers that
+    build ``path`` in one go (a corpus, a trained model) take turns and the second finds the
+    first one's result. The lock file is removed on release; a waiter that finds its file
+    removed or replaced locks the new one instead, so two processes never both hold the lock.
+    Yields the lock file's path.
+    """
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed this file on release: lock the new one
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

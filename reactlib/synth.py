@@ -49,9 +49,7 @@ corpus is written atomically, under a lock, and cached by the hash of its :class
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -1137,34 +1135,11 @@ def _generate(spec: Spec, out: Path, progress) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@contextlib.contextmanager
 def corpus_lock(out: str | Path):
-    """Hold an exclusive lock on the corpus folder ``out`` (``fcntl.flock`` on the file
-    ``.<name>.lock`` beside it; other processes asking for it wait). The lock file is removed
-    on release; a waiter that finds its file removed or replaced locks the new one instead, so
-    two processes never both hold the lock."""
-    out = Path(out)
-    path = out.parent / f".{out.name}.lock"
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                current = os.stat(path).st_ino
-            except FileNotFoundError:
-                current = None
-            if current == os.fstat(fd).st_ino:
-                break
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the holder removed this file on release: lock the new one
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    """Hold an exclusive lock on the corpus folder ``out`` while a ``with`` block runs
+    (:func:`reactlib.paths.file_lock`: the file ``.<name>.lock`` beside it; other processes
+    asking for it wait). Yields the lock file's path."""
+    return paths.file_lock(out)
 
 
 CACHE_ENV = "REACTLIB_CACHE"

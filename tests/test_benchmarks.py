@@ -1,15 +1,17 @@
-"""Tests for benchmarks/harness.py (interleaved paired timing on a fake clock, results files) and
-benchmarks/wall.py (a whole command timed, its status and test counts kept)."""
+"""Tests for benchmarks/harness.py (interleaved paired timing on a fake clock, results files),
+benchmarks/wall.py (a whole command timed, its status and test counts kept) and
+benchmarks/reactdiff_speed.py (a tiny run: its figures' shape and closed-form checks)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 
 import pytest
 
-from reactlib import paths, results
+from reactlib import config, models, paths, reactdiff, results
 
 
 def _load(name: str):
@@ -189,3 +191,83 @@ def test_wall_times_a_command_and_keeps_its_exit_status(tmp_path, capsys):
     assert doc["settings"]["command"][-1] == code
     assert {"git", "command", "machine", "versions"} <= set(doc["provenance"])
     assert "7 passed" in capsys.readouterr().out
+
+
+# --- reactdiff_speed.py ----------------------------------------------------------------------
+
+SPEED_RUN = {"steps": 2, "m": 2, "windows": 2, "train_steps": 2}
+"""The tiny ci run the tests below share."""
+WINDOW_FRAMES = 16
+
+
+@pytest.fixture(scope="module")
+def speed_doc(tmp_path_factory):
+    """The JSON of one tiny ``ci`` run of benchmarks/reactdiff_speed.py, run as a script."""
+    out = tmp_path_factory.mktemp("speed")
+    script = paths.repo_root() / "benchmarks" / "reactdiff_speed.py"
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in SPEED_RUN.items()]
+    command = [sys.executable, str(script), "--profile=ci", *options, "--threads=1", "--quick"]
+    done = subprocess.run(
+        [*command, f"--results-dir={out}"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fps/stream" in done.stdout
+    return json.loads((out / "reactdiff_speed_ci.json").read_text())
+
+
+def test_speed_records_settings_and_every_figure(speed_doc):
+    assert speed_doc["benchmark"] == "reactdiff_speed_ci"
+    settings = speed_doc["settings"]
+    assert settings["profile"] == "ci" and settings["steps"] == [SPEED_RUN["steps"]]
+    assert settings["threads"] == 1 and settings["repeats"] == 1
+    assert settings["frames"] == SPEED_RUN["windows"] * WINDOW_FRAMES
+    figures = speed_doc["figures"]
+    expected = {"generation", "flops", "parameters", "training", "real_time_fps", "paper"}
+    assert set(figures) == expected
+    paper = figures["paper"]
+    assert paper["parameters_M"] == 83.95 and paper["gflops"] == 669.88
+    assert paper["fps"] == {"50": 10.4, "10": 36.9} and "does not say" in paper["note"]
+
+
+def test_speed_generation_counts_every_network_call(speed_doc):
+    """One call per sampler step and window; fps per stream is the frames over the median time."""
+    frames = speed_doc["settings"]["frames"]
+    generation = speed_doc["figures"]["generation"]
+    assert set(generation) == {"sde", "ode"}
+    for rows in generation.values():
+        row = rows[str(SPEED_RUN["steps"])]
+        assert row["network_calls"] == SPEED_RUN["windows"] * SPEED_RUN["steps"]
+        paired = row["paired"]
+        assert row["fps_per_stream"] * paired["ours_median_s"] == pytest.approx(frames)
+        assert row["real_time_factor"] == pytest.approx(row["fps_per_stream"] / 25)
+        assert row["network_only_fps_per_stream"] > 0 and paired["reference_median_s"] > 0
+        assert row["overhead_per_call"] == pytest.approx(paired["ratio_median"] - 1)
+
+
+@pytest.mark.parametrize("factor", [3.0])
+def test_speed_flops_match_the_dense_layer_estimate(speed_doc, factor):
+    """A dense layer costs 2 x in x out FLOPs per frame, so one call on one stream of a window
+    costs about 2 x parameters x frames; the count grows with the streams and steps exactly."""
+    parameters = models.parameter_count(reactdiff.ReactDiff(models.profile_config("ci")))
+    counts = speed_doc["figures"]["parameters"]
+    assert counts["ci"] == parameters and counts["ci"] < counts["lab"] < counts["full"]
+    flops = speed_doc["figures"]["flops"]
+    one = flops["per_call"]["1"]
+    estimate = 2 * parameters * WINDOW_FRAMES
+    assert estimate / factor < one < estimate * factor
+    steps, m = SPEED_RUN["steps"], SPEED_RUN["m"]
+    assert flops["per_call"][str(m)] == m * one
+    assert flops["per_window_one_reaction"][str(steps)] == steps * one
+    assert flops["per_window_m_reactions"][str(steps)] == steps * m * one
+
+
+def test_speed_training_rate_implies_the_profile_minutes(speed_doc):
+    training = speed_doc["figures"]["training"]
+    cfg = config.resolve("ci")
+    assert training["steps_per_second"] > 0 and training["timed_steps"] == SPEED_RUN["train_steps"]
+    assert training["steps_per_second"] * training["seconds_per_step"] == pytest.approx(1)
+    assert training["batch_size"] == cfg.batch_size
+    assert training["profile_train_steps"] == cfg.train_steps
+    minutes = cfg.train_steps / training["steps_per_second"] / 60
+    assert training["implied_minutes_for_profile_train_steps"] == pytest.approx(minutes)
+    assert training["corpus"]["kind"] in {"SynthReact", "REACT 2024"}

@@ -29,6 +29,7 @@ from react_fixture import (
 
 from reactlib import audio, coeffs, data
 from reactlib.data import DataError
+from reactlib.errors import UsageError
 
 SMALL = 60
 """Stored frames of the function-scoped fixtures that tests modify (fast to build)."""
@@ -881,3 +882,194 @@ def test_load_coeffs_raises_data_error_on_anything_bad(shape, dtype, frames, poi
             with pytest.raises(DataError) as err:
                 data.load_coeffs(path, frames)
             assert str(path) in str(err.value)
+
+
+# --- audio features: mfcc78 or precomputed per-frame arrays ---------------------------------------
+
+FEATURE_WIDTH = 7
+"""Width of the precomputed features the tests write (any D >= 1 is allowed)."""
+
+
+def _write_features(fx, name: str, rows: int = SMALL, width: int = FEATURE_WIDTH, seed: int = 3):
+    """Write ``Audio_files/<clip>.<name>.npy`` for every clip; return the arrays by clip."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for clip in fx.clips:
+        path = data.audio_feature_file(fx.root, clip, name, must_exist=False)
+        written[clip] = rng.normal(0, 1, (rows, width)).astype(np.float32)
+        np.save(path, written[clip])
+    return written
+
+
+def test_default_audio_features_are_the_wav_mfcc(small):
+    assert data.AUDIO_FEATURES_DEFAULT == "mfcc78"
+    default = data.Split(small.root, "train", frames=SMALL_USED)
+    named = data.Split(small.root, "train", frames=SMALL_USED, audio_features="mfcc78")
+    assert default.audio_dim == named.audio_dim == 78
+    for clip in {item.speaker for item in default.items}:
+        expected = data.load_audio_features(small.path("audio", clip), SMALL_USED)
+        np.testing.assert_array_equal(default.audio_features(clip), expected)
+        np.testing.assert_array_equal(named.audio_features(clip), expected)
+
+
+def test_precomputed_audio_features_are_read_back_exactly(small):
+    written = _write_features(small, "wav2vec2")
+    split = data.Split(small.root, "train", frames=SMALL_USED, audio_features="wav2vec2")
+    assert split.audio_features_name == "wav2vec2" and "audio_features=wav2vec2" in repr(split)
+    assert split.audio_dim == FEATURE_WIDTH
+    for item in split.items:
+        features = split.audio_features(item.speaker)
+        assert features.dtype == np.float32
+        np.testing.assert_array_equal(features, written[item.speaker][:SMALL_USED])
+    clip = split.items[0].speaker
+    assert split.audio_features(clip) is split.audio_features(clip)  # cached
+    split.validate()
+    window = data.WindowDataset(split, window=10)[1]  # item 0, frames 10..19
+    np.testing.assert_array_equal(window["speaker_audio"].numpy(), written[clip][10:20])
+
+
+def test_precomputed_audio_features_are_converted_to_float32(tmp_path):
+    x = np.arange(12, dtype=np.int16).reshape(6, 2)
+    path = _npy(tmp_path, x, "clip.hubert.npy")
+    out = data.load_feature_array(path, 5)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, x[:5].astype(np.float32))
+    wide = _npy(tmp_path, np.ones((4, 1), np.float64), "clip.one.npy")
+    assert data.load_feature_array(wide, 4).shape == (4, 1)
+
+
+def test_precomputed_audio_features_use_the_person_id_spellings(small):
+    written = _write_features(small, "hubert")
+    folder = small.root / "Audio_files"
+    renamed = {
+        f"{NOXI_A}/Expert_video/1": f"{NOXI_A}/P1/1",
+        "RECOLA/group-1/P25/1": "RECOLA/group-1/P1/1",
+        "RECOLA/group-1/P26/1": "RECOLA/group-1/P2/1",
+    }
+    for clip, spelled in renamed.items():
+        target = folder / f"{spelled}.hubert.npy"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{clip}.hubert.npy").rename(target)
+    split = data.Split(small.root, "train", frames=SMALL_USED, audio_features="hubert")
+    for clip, spelled in renamed.items():
+        assert data.audio_feature_file(small.root, clip, "hubert") == (
+            folder / f"{spelled}.hubert.npy"
+        )
+        np.testing.assert_array_equal(split.audio_features(clip), written[clip][:SMALL_USED])
+
+
+def test_missing_precomputed_features_name_the_features_and_every_path(small):
+    clip = f"{NOXI_A}/Expert_video/1"
+    split = data.Split(small.root, "train", frames=SMALL_USED, audio_features="wav2vec2")
+    with pytest.raises(DataError) as err:
+        split.audio_features(clip)
+    message = str(err.value)
+    folder = small.root / "Audio_files"
+    assert "'wav2vec2'" in message and repr(clip) in message
+    assert str(folder / f"{clip}.wav2vec2.npy") in message
+    assert str(folder / NOXI_A / "P1" / "1.wav2vec2.npy") in message
+    with pytest.raises(DataError, match="'wav2vec2'"):
+        split.audio_dim  # noqa: B018 - the property reads the first speaker's file
+
+
+BAD_FEATURE_ARRAYS = {
+    "NaN": (np.where(np.arange(SMALL)[:, None] == 17, np.nan, np.zeros((SMALL, 4))), "frame 17"),
+    "inf": (np.full((SMALL, 4), np.inf), "infinite"),
+    "one dimension": (np.zeros(SMALL), r"shape \(60,\), expected \(T, D\)"),
+    "three dimensions": (np.zeros((1, SMALL, 4)), r"shape \(1, 60, 4\)"),
+    "no columns": (np.zeros((SMALL, 0)), r"shape \(60, 0\).*D >= 1"),
+    "text": (np.full((SMALL, 4), "a"), "dtype <U1, expected numbers"),
+    "booleans": (np.ones((SMALL, 4), bool), "dtype bool, expected numbers"),
+    "too few frames": (np.zeros((SMALL_USED - 1, 4)), "49 frames, expected at least 50"),
+    "50 Hz tokens": (np.zeros((2 * SMALL - 1, 4)), "per-frame features"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FEATURE_ARRAYS))
+def test_bad_precomputed_features_name_the_file_and_the_problem(small, case):
+    array, problem = BAD_FEATURE_ARRAYS[case]
+    clip = TRAIN_PAIRS[1][0]
+    path = data.audio_feature_file(small.root, clip, "w2v", must_exist=False)
+    np.save(path, array)
+    split = data.Split(small.root, "train", frames=SMALL_USED, audio_features="w2v")
+    with pytest.raises(DataError, match=problem) as err:
+        split.audio_features(clip)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_token_arrays_are_told_how_to_pool(tmp_path):
+    path = _npy(tmp_path, np.zeros((1501, 768), np.float32), "clip.wav2vec2.npy")
+    with pytest.raises(DataError) as err:
+        data.load_feature_array(path, 750, clip_frames=751)
+    message = str(err.value)
+    assert str(path) in message and "1501 rows" in message and "751 video frames" in message
+    assert "per-frame features" in message and "mean" in message and "max" in message
+    # Without clip_frames the frames asked for are the clip's length.
+    with pytest.raises(DataError, match="per-frame features"):
+        data.load_feature_array(path, 750)
+
+
+def test_tokens_are_judged_against_the_clip_not_the_frames_used(small):
+    """A split using fewer than half of the stored frames still reads per-frame features and
+    still refuses tokens: the clip's length comes from its coefficient file."""
+    written = _write_features(small, "perframe")
+    _write_features(small, "tokens", rows=2 * SMALL - 1)
+    short = SMALL // 3
+    per_frame = data.Split(small.root, "train", frames=short, audio_features="perframe")
+    clip = TRAIN_PAIRS[0][0]
+    np.testing.assert_array_equal(per_frame.audio_features(clip), written[clip][:short])
+    tokens = data.Split(small.root, "train", frames=short, audio_features="tokens")
+    with pytest.raises(DataError, match=f"{2 * SMALL - 1} rows for a clip of {SMALL} video"):
+        tokens.audio_features(clip)
+
+
+def test_unreadable_precomputed_features(tmp_path):
+    path = tmp_path / "clip.w2v.npy"
+    path.write_bytes(b"\x93NUMPY" + os.urandom(30))
+    with pytest.raises(DataError, match="not a readable .npy") as err:
+        data.load_feature_array(path, 10)
+    assert str(path) in str(err.value)
+    with pytest.raises(DataError, match="not found") as err:
+        data.load_feature_array(tmp_path / "absent.w2v.npy", 10)
+    assert "absent.w2v.npy" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["", "wav2vec2.npy", "a/b", "../up", "wav 2", "hübert", None])
+def test_bad_audio_feature_names_are_refused(small, name):
+    with pytest.raises(UsageError, match="letters, digits, '_' and '-'") as err:
+        data.Split(small.root, "train", audio_features=name)
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(UsageError, match="letters, digits"):
+        data.audio_feature_file(small.root, TRAIN_PAIRS[0][0], name)
+
+
+def test_audio_feature_names(small):
+    assert data.check_audio_features("HuBERT_large-24") == "HuBERT_large-24"
+    with pytest.raises(UsageError, match="computed from the wav"):
+        data.audio_feature_file(small.root, TRAIN_PAIRS[0][0], "mfcc78")
+
+
+def test_validate_checks_precomputed_features_of_speaker_clips_only(small):
+    _write_features(small, "w2v")
+    listener = TRAIN_PAIRS[0][1]
+    data.audio_feature_file(small.root, listener, "w2v").unlink()
+    unmirrored = data.Split(
+        small.root, "train", frames=SMALL_USED, mirror=False, audio_features="w2v"
+    )
+    unmirrored.validate()  # the missing clip is only a listener
+    mirrored = data.Split(small.root, "train", frames=SMALL_USED, audio_features="w2v")
+    with pytest.raises(DataError, match="1 problem") as err:
+        mirrored.validate(["audio"])
+    assert "missing audio features 'w2v'" in str(err.value) and repr(listener) in str(err.value)
+
+
+def test_validate_reports_features_of_different_widths(small):
+    _write_features(small, "w2v")
+    odd = TRAIN_PAIRS[2][0]
+    np.save(data.audio_feature_file(small.root, odd, "w2v"), np.zeros((SMALL, 3), np.float32))
+    split = data.Split(small.root, "train", frames=SMALL_USED, audio_features="w2v")
+    with pytest.raises(DataError, match="1 problem") as err:
+        split.validate(["audio"])
+    message = str(err.value)
+    assert "differ in width" in message and f"3 in {odd!r}" in message
+    assert f"{FEATURE_WIDTH} in" in message

@@ -1,0 +1,396 @@
+"""The ReactDiff denoiser (paper section 4.1 and appendix A.1, Fig. 7), in one file.
+
+``ReactDiffNet`` is the inner network ``F`` that :class:`reactlib.diffusion.Denoiser` wraps with
+EDM preconditioning, so the denoiser is ``D = c_skip x + c_out F(c_in x, c_noise(sigma), ...)``.
+One call denoises one window of ``w`` listener frames ``(B, w, 58)``. What it is conditioned on,
+and where each condition enters:
+
+- the noise level: random Fourier features of ``c_noise = ln(sigma) / 4`` -> a two-layer mapping
+  -> adaptive group norm (a scale and shift per channel) in every residual block;
+- the global timestamp ``h`` of every listener frame (its index in the conversation): sinusoidal
+  features of ``h`` -> a mapping -> a *per-frame* adaptive group norm in every block;
+- the speaker's face coefficients and audio features: cross-attention from listener frames
+  (queries) to speaker frames (keys and values), after every block, with a causal mask: the
+  listener frame at time ``h`` sees speaker frames at times ``<= h`` only;
+- the listener's previous frame (the last frame of the previous window): the initial hidden
+  state of the LSTMs before and after the U-Net;
+- ``cond_mask``: items whose mask is False see no speaker at all. Training drops the speaker with
+  probability ``cond_dropout``; sampling with a guidance scale combines the two predictions
+  (classifier-free guidance, :func:`reactlib.diffusion.guided`).
+
+Where this departs from the official code (and why), as the notebook explains:
+
+- the noise level enters through real Fourier features of ``c_noise``; the official
+  ``TemporalFeatures`` floors ``c_noise / 50``, so its network sees a binary noise flag;
+- the cross-attention is causal, as the paper says (the official code passes no mask, so every
+  listener frame sees the whole window of speaker frames, up to ``w - 1`` frames of future);
+- group norm normalises each frame on its own: the official one normalises over all frames of the
+  window too, so an early frame's output depends on later frames (and on the speaker frames they
+  attend to), which would undo the causal mask;
+- the speaker's face and audio are one set of keys and values per speaker frame, as appendix A.1
+  describes (the official code runs two cross-attentions, audio then face, after every block);
+- attention dropout is active in training only (the official code also drops in evaluation);
+- classifier-free guidance exists (condition dropout + a guidance scale); the official code has
+  neither;
+- ``h`` enters through deterministic sinusoids of ``h / h_scale``; the official Gaussian Fourier
+  features of the raw integer index alias (``cos(2 pi h w)`` of an integer ``h`` with random ``w``
+  is a hash of ``h``, not a smooth position);
+- there are no LSTMs inside the residual blocks (the paper names one LSTM before and one after;
+  the official code adds one wherever a block changes width); instead each block's first layer is
+  a causal temporal convolution over the frame and the ``kernel - 1`` before it (``kernel = 1`` is
+  the official per-frame Linear).
+
+The speaker context (which speaker frames a window may attend to) is chosen by the caller: the
+paper's ``window`` context is the window's own frames; a causal look-back of ``L`` frames adds the
+``L`` speaker frames before the window. The network itself only needs each speaker frame's time
+``speaker_h`` (negative for padding) to build the causal mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reactlib import coeffs
+from reactlib.errors import UsageError
+
+SPEAKER_CONTEXTS = ("window", "lookback")
+
+PAPER_PARAMETERS_M = 83.95
+"""ReactDiff's parameter count in millions, as its Table 16 reports."""
+OFFICIAL_CODE_PARAMETERS_M = 47.0
+"""The official code's parameter count in millions (its released configuration, wav2vec2 not
+counted), as counted from its layer definitions."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactDiffConfig:
+    """The denoiser's architecture and conditioning. ``full`` follows the official layout
+    (channels 128, 256, 512 and 2, 4, 4 blocks per level); :func:`profile_config` gives the
+    smaller ``ci`` and ``lab`` sizes."""
+
+    channels: tuple[int, ...] = (128, 256, 512)
+    """Width of each U-Net level (no temporal down-sampling: every level sees all frames)."""
+    depths: tuple[int, ...] = (2, 4, 4)
+    """Residual blocks per level on the way down (and again on the way up)."""
+    embed: int = 256
+    """Width of the noise-level and timestamp embeddings."""
+    kernel: int = 3
+    """Frames each block's first layer sees (causal: the frame and the ``kernel - 1`` before
+    it). 1 is the official code's per-frame Linear, where only LSTMs mix frames."""
+    head_dim: int = 64
+    """Channels per attention head (heads = width // head_dim, at least 1)."""
+    dropout: float = 0.05
+    cond_dropout: float = 0.1
+    """Probability that training drops the speaker (for classifier-free guidance)."""
+    audio_dim: int = 78
+    """Width of the per-frame audio features (MFCC-78 by default)."""
+    window: int = 16
+    """Frames per window w."""
+    speaker_context: str = "window"
+    """``window`` (the paper: the window's own speaker frames) or ``lookback``."""
+    lookback: int = 0
+    """Speaker frames before the window that a ``lookback`` context adds (L)."""
+    h_scale: float = 750.0
+    """Frames over which the slowest timestamp sinusoid turns by one radian (30 s at 25 fps)."""
+
+    def __post_init__(self):
+        if len(self.channels) != len(self.depths) or not self.channels:
+            raise UsageError(f"channels {self.channels} and depths {self.depths} differ in length")
+        if any(c < 1 for c in self.channels) or any(d < 1 for d in self.depths):
+            raise UsageError(
+                f"channels and depths must be positive: {self.channels}, {self.depths}"
+            )
+        if self.speaker_context not in SPEAKER_CONTEXTS:
+            raise UsageError(
+                f"speaker_context must be one of {', '.join(SPEAKER_CONTEXTS)}, "
+                f"got {self.speaker_context!r}"
+            )
+        if self.speaker_context == "window" and self.lookback:
+            raise UsageError("lookback frames need speaker_context='lookback'")
+        if self.kernel < 1:
+            raise UsageError(f"kernel must be >= 1, got {self.kernel}")
+        if self.lookback < 0 or self.window < 1:
+            raise UsageError(
+                f"need window >= 1 and lookback >= 0, got {self.window}, {self.lookback}"
+            )
+        for name in ("dropout", "cond_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def context_frames(self) -> int:
+        """Speaker frames before a window's first frame that the model may see."""
+        return self.lookback if self.speaker_context == "lookback" else 0
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["channels"], out["depths"] = list(self.channels), list(self.depths)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ReactDiffConfig:
+        d = dict(d)
+        d["channels"], d["depths"] = tuple(d["channels"]), tuple(d["depths"])
+        return cls(**d)
+
+
+PROFILE_SIZES = {
+    "ci": dict(depths=(1, 1), embed=32, head_dim=16),
+    "lab": dict(depths=(1, 1), embed=64, head_dim=32),
+    "full": dict(depths=(2, 4, 4), embed=256, head_dim=64),
+}
+"""Denoiser depths and embedding widths per profile; level widths are the profile's
+``model_channels`` doubled at every level (``full``: 128, 256, 512 with 2, 4, 4 blocks, the
+official layout; ``ci`` and ``lab`` are sized to train in seconds and minutes on two CPU cores)."""
+
+
+def profile_config(profile: str, **overrides) -> ReactDiffConfig:
+    """The denoiser configuration of a profile, with field overrides."""
+    from reactlib import config
+
+    if profile not in PROFILE_SIZES:
+        raise UsageError(
+            f"no model size for profile {profile!r}; valid: {', '.join(PROFILE_SIZES)}"
+        )
+    size = dict(PROFILE_SIZES[profile])
+    base = config.PROFILES[profile]["model_channels"]
+    size["channels"] = tuple(base * 2**i for i in range(len(size["depths"])))
+    return ReactDiffConfig(**{**size, **overrides})
+
+
+# --- Conditioning embeddings --------------------------------------------------------------------
+
+
+class FourierFeatures(nn.Module):
+    """``[cos 2 pi W x, sin 2 pi W x]`` with fixed Gaussian frequencies ``W ~ N(0, std^2)``
+    (k-diffusion's noise-level embedding of ``c_noise``)."""
+
+    def __init__(self, out_features: int, std: float = 1.0):
+        super().__init__()
+        self.register_buffer("weight", torch.randn(out_features // 2, 1) * std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angle = 2 * math.pi * x[..., None] * self.weight[:, 0]
+        return torch.cat([angle.cos(), angle.sin()], dim=-1)
+
+
+def timestamp_features(h: torch.Tensor, width: int, scale: float) -> torch.Tensor:
+    """Sinusoids of ``h / scale`` at ``width / 2`` frequencies spaced geometrically from 1 to
+    ``scale`` radians per ``scale`` frames, so neighbouring frames are close and the fastest
+    sinusoid still tells frames apart: ``(...,) -> (..., width)``."""
+    half = width // 2
+    freqs = torch.logspace(0, math.log10(scale), half, device=h.device, dtype=torch.float32)
+    angle = h.to(torch.float32)[..., None] / scale * freqs
+    return torch.cat([angle.cos(), angle.sin()], dim=-1)
+
+
+def mapping(width: int, in_features: int) -> nn.Sequential:
+    """The two-layer embedding MLP (Linear, GELU, Linear, GELU)."""
+    return nn.Sequential(
+        nn.Linear(in_features, width), nn.GELU(), nn.Linear(width, width), nn.GELU()
+    )
+
+
+# --- Blocks ---------------------------------------------------------------------------------------
+
+
+def _group_norm(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """GroupNorm without affine over ``(B, T, C)``, for each frame on its own (groups of 32
+    channels). The official AdaGN normalises over all frames of the window as well, which lets
+    every frame's statistics, and so every output frame, depend on later frames: not causal."""
+    groups = max(1, channels // 32)
+    return F.group_norm(x.reshape(-1, channels), groups).view_as(x)
+
+
+class AdaGN(nn.Module):
+    """Adaptive group norm: ``norm(x) (1 + gamma) + beta`` with ``gamma, beta`` from a
+    condition. A ``(B, E)`` condition modulates every frame alike (the noise level); a
+    ``(B, T, E)`` one modulates each frame (the timestamp)."""
+
+    def __init__(self, embed: int, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.project = nn.Linear(embed, 2 * channels)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.project(cond).chunk(2, dim=-1)
+        if cond.ndim == 2:
+            gamma, beta = gamma[:, None], beta[:, None]
+        return _group_norm(x, self.channels) * (1 + gamma) + beta
+
+
+class CausalConv(nn.Module):
+    """A temporal convolution over ``(B, T, C)`` whose output frame t sees input frames
+    ``t - kernel + 1 .. t`` (zero padding before the window); ``kernel`` 1 is a per-frame Linear."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv1d(c_in, c_out, kernel)
+
+    def forward(self, x):
+        y = F.pad(x.transpose(1, 2), (self.kernel - 1, 0))
+        return self.conv(y).transpose(1, 2)
+
+
+class ResBlock(nn.Module):
+    """Residual block: AdaGN(noise) -> GELU -> CausalConv -> Dropout -> AdaGN(noise) -> GELU ->
+    AdaGN(timestamp) -> Linear -> Dropout, plus a (linear if the width changes) skip."""
+
+    def __init__(self, c_in: int, c_out: int, embed: int, dropout: float, kernel: int = 1):
+        super().__init__()
+        self.norm1 = AdaGN(embed, c_in)
+        self.linear1 = CausalConv(c_in, c_out, kernel)
+        self.norm2 = AdaGN(embed, c_out)
+        self.time_norm = AdaGN(embed, c_out)
+        self.linear2 = nn.Linear(c_out, c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Identity() if c_in == c_out else nn.Linear(c_in, c_out, bias=False)
+
+    def forward(self, x, noise, time):
+        y = self.dropout(self.linear1(F.gelu(self.norm1(x, noise))))
+        y = self.time_norm(F.gelu(self.norm2(y, noise)), time)
+        return self.skip(x) + self.dropout(self.linear2(y))
+
+
+class CausalCrossAttention(nn.Module):
+    """Listener frames (queries) attend to speaker frames (keys, values: face coefficients and
+    audio features of each frame). ``allowed (B, T, S)`` says which speaker frame each listener
+    frame may see; a listener frame that may see none (the speaker dropped for guidance) gets no
+    update. Residual, with a zero-initialised output projection."""
+
+    def __init__(self, channels: int, speaker_dim: int, embed: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = AdaGN(embed, channels)
+        self.query = nn.Linear(channels, channels)
+        self.speaker_norm = nn.LayerNorm(speaker_dim)
+        self.key_value = nn.Linear(speaker_dim, 2 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.dropout = dropout
+
+    def forward(self, x, noise, speaker, allowed):
+        b, t, c = x.shape
+        q = self.query(self.norm(x, noise)).view(b, t, self.heads, -1).transpose(1, 2)
+        k, v = self.key_value(self.speaker_norm(speaker)).chunk(2, dim=-1)
+        k = k.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
+        v = v.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
+        sees = allowed.any(dim=-1, keepdim=True)  # (B, T, 1)
+        # A row with no allowed key would give NaN; let it see everything and zero it after.
+        mask = (allowed | ~sees)[:, None]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).reshape(b, t, c) * sees
+        return x + self.out(y)
+
+
+def causal_mask(h: torch.Tensor, speaker_h: torch.Tensor, cond_mask=None) -> torch.Tensor:
+    """``(B, T, S)`` True where listener frame ``h[b, t]`` may attend to speaker frame
+    ``speaker_h[b, s]``: a real speaker frame (``speaker_h >= 0``) no later than the listener
+    frame, of an item whose ``cond_mask`` is True."""
+    allowed = (speaker_h[:, None, :] >= 0) & (speaker_h[:, None, :] <= h[:, :, None])
+    if cond_mask is not None:
+        allowed = allowed & cond_mask.to(torch.bool)[:, None, None]
+    return allowed
+
+
+# --- The network ----------------------------------------------------------------------------------
+
+
+class ReactDiffNet(nn.Module):
+    """``F(x_in, c_noise; past, speaker, audio, h, speaker_h, cond_mask)`` for one window.
+
+    Shapes: ``x_in (B, T, 58)``, ``c_noise (B,)``, ``past (B, 58)`` (the listener's last frame
+    before the window, zeros at the start of a conversation), ``speaker (B, S, 58)`` and
+    ``audio (B, S, A)`` (the speaker context), ``h (B, T)`` and ``speaker_h (B, S)`` integer
+    frame indices (``speaker_h < 0`` marks padding), ``cond_mask (B,)`` bool or None.
+    Returns ``(B, T, 58)``.
+    """
+
+    def __init__(self, config: ReactDiffConfig):
+        super().__init__()
+        self.config = config
+        c, e = config.channels, config.embed
+        speaker_dim = coeffs.NUM_COEFFS + config.audio_dim
+        self.noise_features = FourierFeatures(e)
+        self.noise_mapping = mapping(e, e)
+        self.time_mapping = mapping(e, e)
+        self.proj_in = nn.Linear(coeffs.NUM_COEFFS, c[0])
+        self.past_in = nn.Linear(coeffs.NUM_COEFFS, c[0])
+        self.lstm_in = nn.LSTM(c[0], c[0], batch_first=True)
+
+        def stage(c_in, width, c_out, depth):
+            """``depth`` blocks from ``c_in`` through ``width`` to ``c_out``, each followed by
+            its cross-attention."""
+            sizes = [c_in] + [width] * (depth - 1) + [c_out]
+            blocks = [
+                ResBlock(a, b, e, config.dropout, config.kernel)
+                for a, b in itertools.pairwise(sizes)
+            ]
+            attends = [
+                CausalCrossAttention(b, speaker_dim, e, config.head_dim, config.dropout)
+                for b in sizes[1:]
+            ]
+            return nn.ModuleList([nn.ModuleList(blocks), nn.ModuleList(attends)])
+
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        previous = c[0]
+        for width, depth in zip(c, config.depths, strict=True):
+            self.down.append(stage(previous, width, width, depth))
+            previous = width
+        for level in reversed(range(len(c))):
+            out = c[max(level - 1, 0)]  # each level up ends at the width of the next one
+            # the deepest level continues from its own output; the others take the skip from
+            # their level on the way down
+            skip = 0 if level == len(c) - 1 else c[level]
+            self.up.append(stage(previous + skip, c[level], out, config.depths[level]))
+            previous = out
+        self.lstm_out = nn.LSTM(c[0], c[0], batch_first=True)
+        self.past_out = nn.Linear(coeffs.NUM_COEFFS, c[0])
+        self.proj_out = nn.Linear(c[0], coeffs.NUM_COEFFS)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, x, c_noise, *, past, speaker, audio, h, speaker_h, cond_mask=None):
+        noise = self.noise_mapping(self.noise_features(c_noise.to(x.dtype)))
+        time = self.time_mapping(timestamp_features(h, self.config.embed, self.config.h_scale))
+        allowed = causal_mask(h, speaker_h, cond_mask)
+        # Padding must not reach the output even through a zero attention weight (0 * NaN).
+        real = (speaker_h >= 0)[..., None]
+        context = torch.where(real, torch.cat([speaker, audio], dim=-1), 0.0)
+
+        def lstm(module, y, seed):
+            state = seed[None].contiguous()
+            return module(y, (state, torch.zeros_like(state)))[0]
+
+        y = lstm(self.lstm_in, self.proj_in(x), self.past_in(past))
+        skips = []
+        for blocks, attends in self.down:
+            for block, attend in zip(blocks, attends, strict=True):
+                y = attend(block(y, noise, time), noise, context, allowed)
+            skips.append(y)
+        skips.pop()  # the deepest level's output is y itself
+        for level, (blocks, attends) in enumerate(self.up):
+            if level:
+                y = torch.cat([y, skips.pop()], dim=-1)
+            for block, attend in zip(blocks, attends, strict=True):
+                y = attend(block(y, noise, time), noise, context, allowed)
+        y = lstm(self.lstm_out, y, self.past_out(past))
+        return self.proj_out(y)
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

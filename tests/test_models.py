@@ -1,0 +1,341 @@
+"""Tests for reactlib.models: the ReactDiff denoiser network.
+
+Shapes and sizes per profile, the configuration's validation and round trip, the causal mask by
+hand, causality of the whole network (a listener frame never depends on later speaker frames;
+padding and speaker frames later than the window have no effect), and that every condition
+enters: the speaker (unless ``cond_mask`` drops it), the past frame, the noise level and the
+timestamps. The output projections are zero-initialised, so these tests use networks whose
+zero-initialised layers are re-drawn with :func:`randomise`."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reactlib import coeffs
+from reactlib.errors import UsageError
+from reactlib.models import (
+    AdaGN,
+    CausalCrossAttention,
+    ReactDiffConfig,
+    ReactDiffNet,
+    causal_mask,
+    parameter_count,
+    profile_config,
+    timestamp_features,
+)
+
+torch.set_num_threads(1)
+
+D = coeffs.NUM_COEFFS
+AUDIO = 8
+"""Audio feature width of the test networks (small, to keep them fast)."""
+FIRST = 100
+"""Global index of the first listener frame of the test window."""
+W = 16
+LOOKBACK = 16
+
+
+def randomise(net: ReactDiffNet, seed: int, std: float = 0.1) -> ReactDiffNet:
+    """Re-draw the zero-initialised layers (the output projection, every cross-attention output
+    and every adaptive-norm projection) with small Gaussian weights, so that every condition
+    reaches the output of an untrained network."""
+    g = torch.Generator().manual_seed(seed)
+    layers = [net.proj_out]
+    layers += [m.out for m in net.modules() if isinstance(m, CausalCrossAttention)]
+    layers += [m.project for m in net.modules() if isinstance(m, AdaGN)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
+            layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * std)
+    return net
+
+
+def make_net(context: str = "lookback", seed: int = 0, **overrides) -> ReactDiffNet:
+    """A randomised ``ci``-sized network in eval mode."""
+    lookback = LOOKBACK if context == "lookback" else 0
+    torch.manual_seed(seed)
+    config = profile_config(
+        "ci", speaker_context=context, lookback=lookback, audio_dim=AUDIO, **overrides
+    )
+    return randomise(ReactDiffNet(config), seed + 1).eval()
+
+
+def make_inputs(context: str = "lookback", batch: int = 1, seed: int = 0) -> dict:
+    """One window of listener frames ``FIRST .. FIRST + W - 1`` and its speaker context (the
+    window's frames, and ``LOOKBACK`` frames before it for ``lookback``)."""
+    g = torch.Generator().manual_seed(seed)
+    context_frames = LOOKBACK if context == "lookback" else 0
+    s = W + context_frames
+    return {
+        "x": torch.randn(batch, W, D, generator=g),
+        "c_noise": torch.full((batch,), -0.3),
+        "past": torch.randn(batch, D, generator=g),
+        "speaker": torch.randn(batch, s, D, generator=g),
+        "audio": torch.randn(batch, s, AUDIO, generator=g),
+        "h": torch.arange(FIRST, FIRST + W).expand(batch, -1),
+        "speaker_h": torch.arange(FIRST - context_frames, FIRST + W).expand(batch, -1),
+    }
+
+
+@torch.no_grad()
+def run(net: ReactDiffNet, inputs: dict) -> torch.Tensor:
+    rest = {k: v for k, v in inputs.items() if k not in ("x", "c_noise")}
+    return net(inputs["x"], inputs["c_noise"], **rest)
+
+
+def with_changed(inputs: dict, name: str, frames, seed: int = 7) -> dict:
+    """``inputs`` with fresh random values in ``inputs[name][:, frames]``."""
+    changed = dict(inputs)
+    g = torch.Generator().manual_seed(seed)
+    value = inputs[name].clone()
+    value[:, frames] = torch.randn(value[:, frames].shape, generator=g) * 3
+    changed[name] = value
+    return changed
+
+
+def frame_change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Largest absolute difference per listener frame, over items and coefficients: ``(T,)``."""
+    return (a - b).abs().amax(dim=(0, 2))
+
+
+# --- Configuration and size ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("context", ["window", "lookback"])
+def test_output_shape(context):
+    out = run(make_net(context), make_inputs(context, batch=3))
+    assert out.shape == (3, W, D)
+    assert torch.isfinite(out).all()
+
+
+def test_parameter_counts_grow_with_profile():
+    counts = {}
+    for profile in ("ci", "lab", "full"):
+        with torch.device("meta"):  # sizes only: no memory, no initialisation
+            counts[profile] = parameter_count(ReactDiffNet(profile_config(profile)))
+    assert 0 < counts["ci"] < counts["lab"] < counts["full"]
+
+
+def test_full_profile_is_the_official_layout():
+    config = profile_config("full")
+    assert config.channels == (128, 256, 512)
+    assert config.depths == (2, 4, 4)
+
+
+def test_profile_config_overrides_and_unknown_profile():
+    assert profile_config("ci", window=8).window == 8
+    with pytest.raises(UsageError, match="nope"):
+        profile_config("nope")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(channels=(32, 64), depths=(1,)),
+        dict(channels=(), depths=()),
+        dict(channels=(0,), depths=(1,)),
+        dict(channels=(32,), depths=(0,)),
+        dict(speaker_context="future"),
+        dict(speaker_context="window", lookback=4),
+        dict(speaker_context="lookback", lookback=-1),
+        dict(window=0),
+        dict(dropout=1.0),
+        dict(cond_dropout=-0.1),
+    ],
+)
+def test_config_rejects_bad_settings(fields):
+    with pytest.raises(UsageError):
+        ReactDiffConfig(**fields)
+
+
+def test_context_frames():
+    assert profile_config("ci").context_frames == 0
+    assert profile_config("ci", speaker_context="lookback", lookback=12).context_frames == 12
+    assert profile_config("ci", speaker_context="lookback").context_frames == 0
+
+
+def test_config_dict_round_trip_through_json():
+    config = profile_config("lab", speaker_context="lookback", lookback=8, audio_dim=32)
+    assert ReactDiffConfig.from_dict(json.loads(json.dumps(config.as_dict()))) == config
+
+
+# --- The causal mask -----------------------------------------------------------------------------
+
+
+def test_causal_mask_by_hand():
+    h = torch.tensor([[2, 3], [0, 1]])
+    speaker_h = torch.tensor([[-1, 0, 2, 3, 4], [-1, -1, 0, 1, 2]])
+    t, f = True, False
+    expected = torch.tensor(
+        [
+            [[f, t, t, f, f], [f, t, t, t, f]],
+            [[f, f, t, f, f], [f, f, t, t, f]],
+        ]
+    )
+    assert torch.equal(causal_mask(h, speaker_h), expected)
+    dropped = causal_mask(h, speaker_h, torch.tensor([True, False]))
+    assert torch.equal(dropped[0], expected[0])
+    assert not dropped[1].any()
+
+
+def test_causal_mask_sees_nothing_before_the_first_speaker_frame():
+    # A listener frame earlier than every real speaker frame may attend to none.
+    mask = causal_mask(torch.tensor([[0, 5]]), torch.tensor([[-1, 3, 4]]))
+    assert torch.equal(mask, torch.tensor([[[False, False, False], [False, True, True]]]))
+
+
+# --- Causality -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("context", ["window", "lookback"])
+@pytest.mark.parametrize("name", ["speaker", "audio"])
+def test_later_speaker_frames_leave_earlier_output_unchanged(context, name, atol=1e-6):
+    net, inputs = make_net(context), make_inputs(context)
+    base = run(net, inputs)
+    first_speaker = int(inputs["speaker_h"][0, 0])
+    for t in (FIRST + 2, FIRST + 8, FIRST + W - 2):
+        changed = with_changed(inputs, name, slice(t + 1 - first_speaker, None))
+        change = frame_change(base, run(net, changed))
+        assert change[: t + 1 - FIRST].max() <= atol, f"frames <= {t} moved"
+
+
+@pytest.mark.parametrize("context", ["window", "lookback"])
+@pytest.mark.parametrize("name", ["speaker", "audio"])
+def test_a_speaker_frame_changes_every_listener_frame_from_its_time(context, name, atol=1e-4):
+    net, inputs = make_net(context), make_inputs(context)
+    base = run(net, inputs)
+    first_speaker = int(inputs["speaker_h"][0, 0])
+    for k in (FIRST + 3, FIRST + W - 1):
+        change = frame_change(base, run(net, with_changed(inputs, name, [k - first_speaker])))
+        assert (change[k - FIRST :] > atol).all(), f"a frame >= {k} ignored speaker frame {k}"
+
+
+@pytest.mark.parametrize("name", ["speaker", "audio"])
+@pytest.mark.parametrize("unseen", ["padding", "after the window"])
+def test_speaker_frames_no_listener_frame_may_see_have_no_effect(name, unseen):
+    """Padding (``speaker_h = -1``) and frames later than the window's last frame are masked for
+    every listener frame, whatever their values."""
+    net = make_net("lookback")
+    inputs = make_inputs("lookback", batch=2)
+    hidden = slice(0, 5)
+    speaker_h = inputs["speaker_h"].clone()
+    speaker_h[:, hidden] = -1 if unseen == "padding" else FIRST + W + torch.arange(5)
+    inputs["speaker_h"] = speaker_h
+    base = run(net, inputs)
+    g = torch.Generator().manual_seed(9)
+    for scale in (1.0, 1e4):
+        changed = dict(inputs)
+        changed[name] = inputs[name].clone()
+        changed[name][:, hidden] = torch.randn(changed[name][:, hidden].shape, generator=g) * scale
+        assert torch.equal(run(net, changed), base)
+
+
+def test_nan_padding_has_no_effect():
+    net = make_net("lookback")
+    inputs = make_inputs("lookback")
+    inputs["speaker_h"] = inputs["speaker_h"].clone()
+    inputs["speaker_h"][:, :4] = -1
+    base = run(net, inputs)
+    changed = dict(inputs)
+    changed["speaker"] = inputs["speaker"].clone()
+    changed["speaker"][:, :4] = float("nan")
+    assert torch.equal(run(net, changed), base)
+
+
+# --- Conditions ----------------------------------------------------------------------------------
+
+
+def test_dropped_speaker_is_ignored_entirely(atol=1e-4):
+    net, inputs = make_net(), make_inputs(batch=2)
+    conditioned = run(net, inputs)
+    inputs["cond_mask"] = torch.tensor([False, True])
+    masked = run(net, inputs)
+    changed = with_changed(with_changed(inputs, "speaker", slice(None)), "audio", slice(None), 8)
+    again = run(net, changed)
+    assert torch.equal(again[0], masked[0])  # item 0 sees no speaker: nothing changes
+    assert (again[1] - masked[1]).abs().max() > atol  # item 1 still does
+    assert torch.equal(masked[1], conditioned[1])  # items do not mix
+    assert (masked[0] - conditioned[0]).abs().max() > atol
+
+
+def test_past_frame_enters(atol=1e-4):
+    net, inputs = make_net(), make_inputs()
+    changed = with_changed(inputs, "past", slice(None))
+    assert frame_change(run(net, inputs), run(net, changed)).min() > atol
+
+
+@pytest.mark.parametrize("levels", [(-0.5, -0.3), (-0.9, -0.1), (0.5, 0.8)])
+def test_noise_level_enters_continuously(levels, atol=1e-4):
+    """Two noise levels that the official ``floor(c_noise / 50)`` maps to the same value still
+    give different outputs."""
+    net, inputs = make_net(), make_inputs()
+    a, b = (run(net, {**inputs, "c_noise": torch.tensor([c])}) for c in levels)
+    assert (a - b).abs().max() > atol
+
+
+def test_timestamps_enter(atol=1e-4):
+    # Shift listener and speaker times alike: the causal mask is the same, only h differs.
+    net, inputs = make_net(), make_inputs()
+    shift = 300
+    later = {**inputs, "h": inputs["h"] + shift, "speaker_h": inputs["speaker_h"] + shift}
+    assert frame_change(run(net, inputs), run(net, later)).min() > atol
+
+
+@pytest.mark.parametrize("h", [0, 100, 740, 5000])
+def test_timestamp_features_are_smooth(h):
+    f = timestamp_features(torch.tensor([h, h + 1, h + 300]), 64, 750.0)
+    assert f.shape == (3, 64)
+    near, far = (f[0] - f[1]).norm(), (f[0] - f[2]).norm()
+    assert 0 < near < far
+
+
+def test_dropout_only_in_training(atol=1e-4):
+    net, inputs = make_net(dropout=0.5), make_inputs()
+    assert torch.equal(run(net, inputs), run(net, inputs))
+    net.train()
+    torch.manual_seed(3)
+    first = run(net, inputs)
+    second = run(net, inputs)
+    assert (first - second).abs().max() > atol
+
+
+@functools.cache
+def shared_lookback_net() -> ReactDiffNet:
+    """One network for all examples of the property test (building it is the slow part)."""
+    return make_net("lookback")
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    frames=st.integers(1, 20),
+    extra=st.integers(0, 12),
+    start=st.integers(0, 800),
+)
+def test_output_shape_and_finiteness_over_shapes(batch, frames, extra, start):
+    """Any window length T and any number S = T + extra of speaker frames (the extra ones before
+    the window, some of them padding when the window starts near 0)."""
+    net = shared_lookback_net()
+    g = torch.Generator().manual_seed(batch * 1000 + frames * 10 + extra)
+    s = frames + extra
+    speaker_h = torch.arange(start - extra, start + frames).clamp(min=-1).expand(batch, -1)
+    out = run(
+        net,
+        {
+            "x": torch.randn(batch, frames, D, generator=g),
+            "c_noise": torch.randn(batch, generator=g),
+            "past": torch.randn(batch, D, generator=g),
+            "speaker": torch.randn(batch, s, D, generator=g),
+            "audio": torch.randn(batch, s, AUDIO, generator=g),
+            "h": torch.arange(start, start + frames).expand(batch, -1),
+            "speaker_h": speaker_h,
+        },
+    )
+    assert out.shape == (batch, frames, D)
+    assert torch.isfinite(out).all()
