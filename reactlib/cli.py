@@ -31,6 +31,19 @@ def _setting(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _add_settings(parser: argparse.ArgumentParser, text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option, collected into ``args.settings``."""
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=text,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reactlib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,14 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="seed injected into every notebook")
     run.add_argument("--data-root", help="a REACT 2024 copy to use instead of SynthReact")
-    run.add_argument(
-        "--set",
-        dest="settings",
-        type=_setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="inject a parameter into the notebooks declaring it (repeatable): train_steps=500",
+    _add_settings(
+        run, "inject a parameter into the notebooks declaring it (repeatable): train_steps=500"
     )
     run.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--no-html", action="store_true", help="skip the HTML export")
@@ -173,14 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
     trainer.add_argument("--seed", type=int, help="seed (default: the profile's, 0)")
     trainer.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    trainer.add_argument(
-        "--set",
-        dest="settings",
-        type=_setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a model, loss or trainer setting (repeatable): speaker_context=lookback, "
+    _add_settings(
+        trainer,
+        "a model, loss or trainer setting (repeatable): speaker_context=lookback, "
         "lookback=24, fbk_dims=pose, fac_weight=0.01, steps=500",
     )
 

@@ -232,16 +232,22 @@ def _check_frames(path: Path, array: np.ndarray, frames: int | None, what: str) 
     return array if frames is None else array[:frames]
 
 
+def _read_npy(path: Path, what: str) -> np.ndarray:
+    """The array in a ``.npy`` file, never unpickled; :class:`DataError` naming ``path`` when it
+    is missing (``what`` says which file it should have been) or unreadable."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: not a readable .npy file ({err})") from err
+
+
 def load_coeffs(path: str | Path, frames: int | None = None) -> np.ndarray:
     """Face coefficients ``(T, 58)`` float32 from a ``.npy`` stored as ``(T, 58)`` or
     ``(T, 1, 58)``; the first ``frames`` frames when given (fewer is an error)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: coefficient file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{path}: not a readable .npy file ({err})") from err
+    array = _read_npy(path, "coefficient file")
     if array.ndim == 3 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 2 or array.shape[1] != coeffs.NUM_COEFFS:
@@ -330,12 +336,7 @@ def load_feature_array(
     since reading it as per-frame features would play the speech at half speed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: audio feature file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{path}: not a readable .npy file ({err})") from err
+    array = _read_npy(path, "audio feature file")
     if array.dtype.kind not in "fiu":
         raise DataError(f"{path}: audio features have dtype {array.dtype}, expected numbers")
     if array.ndim != 2 or array.shape[1] < 1:
@@ -600,10 +601,7 @@ class Split:
         path = neighbours_file(self.root, self.name)
         full = 2 * len(self.pairs)
         if path.is_file():
-            try:
-                matrix = np.load(path, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as err:
-                raise DataError(f"{path}: not a readable .npy file ({err})") from err
+            matrix = _read_npy(path, "neighbour matrix")
             if matrix.shape != (full, full):
                 raise DataError(
                     f"{path}: neighbour matrix has shape {matrix.shape}, expected ({full}, {full})"

@@ -322,7 +322,7 @@ def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[ReactDiff
     if identity.get("model") != "reactdiff":
         raise UsageError(f"{path}: a {identity.get('model')!r} checkpoint, not a ReactDiff one")
     model = ReactDiff(models.ReactDiffConfig.from_dict(identity["net"]))
-    train.restore(model, path, ema=ema)
+    model.load_state_dict(train.checkpoint_weights(state, ema=ema))
     return model.to(device).eval(), identity
 
 

@@ -304,9 +304,14 @@ def restore(
     """Load a checkpoint's weights into ``model``, the EMA by default (``ema=False``: the
     trained weights), and return it in eval mode. ``identity`` is checked as in
     :func:`load_checkpoint`."""
-    state = load_checkpoint(path, identity=identity)
-    model.load_state_dict(_ema_weights(state["ema"]) if ema else state["model"])
+    model.load_state_dict(checkpoint_weights(load_checkpoint(path, identity=identity), ema=ema))
     return model.eval()
+
+
+def checkpoint_weights(state: Mapping[str, Any], *, ema: bool = True) -> dict[str, torch.Tensor]:
+    """The model weights in a checkpoint read by :func:`load_checkpoint`: the EMA's (default) or
+    the trained ones, as a state dict for the model itself."""
+    return _ema_weights(state["ema"]) if ema else state["model"]
 
 
 def _optimizer(params, settings: TrainSettings) -> torch.optim.Optimizer:

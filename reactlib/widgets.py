@@ -26,6 +26,16 @@ from reactlib import coeffs, diffusion, losses, synth
 SCHEDULE_COLUMNS = ("step", "sigma", "sigma_next", "log_sigma", "h")
 
 
+def _show(explorer, fig) -> None:
+    """Put ``fig`` into an explorer's image widget as a PNG and keep it as ``explorer.figure``
+    (closed, so a notebook does not draw it a second time)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    explorer.image.value = buffer.getvalue()
+    explorer.figure = fig
+
+
 def schedule_figure_data(
     n: int,
     sigma_min: float = diffusion.SIGMA_MIN,
@@ -153,11 +163,7 @@ class ScheduleExplorer(ipywidgets.VBox):
         title = f"{len(self.data)} steps; {below:.0%} of the network calls at sigma < 1"
         fig.suptitle(title, y=1.02)
         axes[0].legend()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        self.image.value = buffer.getvalue()
-        self.figure = fig
+        _show(self, fig)
 
 
 def schedule_explorer(
@@ -487,11 +493,7 @@ class AUPairExplorer(ipywidgets.VBox):
         )
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.6]})
         draw_au_pairs(self.result, axes)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        self.image.value = buffer.getvalue()
-        self.figure = fig
+        _show(self, fig)
 
 
 def au_pair_explorer(
