@@ -200,6 +200,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--m", type=int, default=10, help="reactions per speaker (default 10)")
     gen.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
     gen.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default: sde")
+    gen.add_argument(
+        "--noise",
+        choices=("steps", "tree"),
+        default="steps",
+        help="the SDE's noise: drawn per step, or from a Brownian tree shared by every step "
+        "count (default: steps; the same law on one schedule)",
+    )
     gen.add_argument("--guidance", type=float, default=1.0, help="guidance scale (default 1)")
     gen.add_argument("--seed", type=int, default=0, help="default 0")
     gen.add_argument("--items", type=int, metavar="N", help="only the first N items")
@@ -347,6 +354,7 @@ def _generate(args: argparse.Namespace) -> None:
         items=items,
         steps=args.steps,
         sampler=args.sampler,
+        noise=args.noise,
         guidance=args.guidance,
         progress=bar,
     )

@@ -99,6 +99,9 @@ class ReactDiffConfig:
     """Speaker frames before the window that a ``lookback`` context adds (L)."""
     h_scale: float = 750.0
     """Frames over which the slowest timestamp sinusoid turns by one radian (30 s at 25 fps)."""
+    coeff_filter: int = 8
+    """Taps of the per-coefficient causal filter added to the output (0: none, the paper's
+    network). See :class:`CoefficientFilter`."""
 
     def __post_init__(self):
         if len(self.channels) != len(self.depths) or not self.channels:
@@ -114,6 +117,8 @@ class ReactDiffConfig:
             )
         if self.speaker_context == "window" and self.lookback:
             raise UsageError("lookback frames need speaker_context='lookback'")
+        if self.coeff_filter < 0:
+            raise UsageError(f"coeff_filter must be >= 0 taps, got {self.coeff_filter}")
         if self.kernel < 1:
             raise UsageError(f"kernel must be >= 1, got {self.kernel}")
         if self.lookback < 0 or self.window < 1:
@@ -136,7 +141,7 @@ class ReactDiffConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ReactDiffConfig:
-        d = dict(d)
+        d = {"coeff_filter": 0, **d}  # written before the filter existed: without it
         d["channels"], d["depths"] = tuple(d["channels"]), tuple(d["depths"])
         return cls(**d)
 
@@ -296,6 +301,35 @@ class CausalCrossAttention(nn.Module):
         return x + self.out(y)
 
 
+class CoefficientFilter(nn.Module):
+    """A causal FIR filter over each coefficient's own frames, its ``taps`` weights per coefficient
+    set by the noise level: ``y[t, c] = sum_k w_k,c(sigma) x[t - k, c]``, where the frames before
+    the window are the listener's previous frame (scaled per coefficient and noise level, as the
+    input is by ``c_in``).
+
+    Why: at low noise the denoiser's target is the noise itself, 58 independent white signals,
+    which must pass through the trunk's first width (32 in ``lab``) to reach the output: a narrow
+    trunk cannot carry them and passes the noise through unremoved (measured in notebook 05). A
+    per-coefficient temporal filter whose gain follows the noise level is the optimal *linear*
+    denoiser of a smooth signal in white noise, and costs ``58 taps`` weights per noise level."""
+
+    def __init__(self, embed: int, taps: int):
+        super().__init__()
+        self.taps = taps
+        self.weights = nn.Linear(embed, coeffs.NUM_COEFFS * taps)
+        self.past_scale = nn.Linear(embed, coeffs.NUM_COEFFS)
+        for layer in (self.weights, self.past_scale):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        history = (past * self.past_scale(noise))[:, None].expand(b, self.taps - 1, c)
+        frames = torch.cat([history, x], dim=1).unfold(1, self.taps, 1)  # (B, T, C, taps)
+        taps = self.weights(noise).view(b, 1, c, self.taps)
+        return (frames * taps).sum(-1)
+
+
 def causal_mask(h: torch.Tensor, speaker_h: torch.Tensor, cond_mask=None) -> torch.Tensor:
     """``(B, T, S)`` True where listener frame ``h[b, t]`` may attend to speaker frame
     ``speaker_h[b, s]``: a real speaker frame (``speaker_h >= 0``) no later than the listener
@@ -362,6 +396,9 @@ class ReactDiffNet(nn.Module):
         self.proj_out = nn.Linear(c[0], coeffs.NUM_COEFFS)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
+        self.coeff_filter = (
+            CoefficientFilter(e, config.coeff_filter) if config.coeff_filter else None
+        )
 
     def forward(self, x, c_noise, *, past, speaker, audio, h, speaker_h, cond_mask=None):
         noise = self.noise_mapping(self.noise_features(c_noise.to(x.dtype)))
@@ -387,8 +424,10 @@ class ReactDiffNet(nn.Module):
                 y = torch.cat([y, skips.pop()], dim=-1)
             for block, attend in zip(blocks, attends, strict=True):
                 y = attend(block(y, noise, time), noise, context, allowed)
-        y = lstm(self.lstm_out, y, self.past_out(past))
-        return self.proj_out(y)
+        y = self.proj_out(lstm(self.lstm_out, y, self.past_out(past)))
+        if self.coeff_filter is not None:
+            y = y + self.coeff_filter(x, noise, past)
+        return y
 
 
 def parameter_count(module: nn.Module) -> int:

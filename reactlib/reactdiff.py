@@ -31,10 +31,14 @@ from torch import nn
 from reactlib import coeffs, data, diffusion, losses, models, online, train
 from reactlib.errors import UsageError
 
-FORMAT = 2
+FORMAT = 3
 """Version of the network and the training recipe, part of every run's identity: raised with every
 change to either, so a cached model of an older version is never loaded into a newer network."""
 SAMPLERS = ("sde", "ode")
+NOISES = ("steps", "tree")
+"""Where the SDE sampler's noise comes from: ``steps`` draws each step's increment afresh from
+the stream's seed (one normal draw per step); ``tree`` reads it off a Brownian tree, the same
+path whatever the number of steps (k-diffusion's default, the official sampler's)."""
 LOOKBACK = 24
 """The look-back context's default L: SynthReact's listeners react 0.3-0.8 s (8-20 frames) late,
 so 24 speaker frames before a window cover the longest delay for every frame of it."""
@@ -339,7 +343,12 @@ class ReactDiffGenerator:
 
     ``sampler`` ``sde`` is DPM-Solver++(2M) SDE (the paper's), ``ode`` DPM-Solver++(2M);
     ``guidance`` is the classifier-free guidance scale (1: the conditional model alone).
-    ``callback`` receives the sampler's per-step dict (for drawing trajectories)."""
+    ``noise`` says where the SDE's noise comes from (:data:`NOISES`). On one schedule both give
+    Brownian increments of exactly the same law (independent, ``N(0, |sigma_next - sigma|)``):
+    ``steps`` draws them directly, ``tree`` builds them by bisection (about 20 normal draws per
+    stream and step, worth it only when runs with different step counts must share one path,
+    as in a convergence study). ``callback`` receives the sampler's per-step dict (for drawing
+    trajectories)."""
 
     def __init__(
         self,
@@ -348,16 +357,20 @@ class ReactDiffGenerator:
         steps: int = diffusion.REACTDIFF_STEPS,
         sampler: str = "sde",
         guidance: float = 1.0,
+        noise: str = "steps",
         callback: Callable | None = None,
     ):
         if sampler not in SAMPLERS:
             raise UsageError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        if noise not in NOISES:
+            raise UsageError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
         if steps < 1:
             raise UsageError(f"steps must be >= 1, got {steps}")
         self.model = model.eval()
         self.sigmas = diffusion.reactdiff_sigmas(steps)
         self.sampler = sampler
         self.guidance = float(guidance)
+        self.noise = noise
         self.callback = callback
 
     @torch.no_grad()
@@ -383,17 +396,20 @@ class ReactDiffGenerator:
         if self.guidance != 1:
             uncond = {"cond_mask": torch.zeros(streams, dtype=torch.bool, device=device)}
             denoise = diffusion.guided(model.denoiser, self.guidance, uncond)
-        start_seeds, tree_seeds = zip(*(_seed_pair(s) for s in ctx.seeds), strict=True)
+        start_seeds, noise_seeds = zip(*(_seed_pair(s) for s in ctx.seeds), strict=True)
         shape = (length, coeffs.NUM_COEFFS)
         x = diffusion.ItemNoise(start_seeds, shape, device=device).randn() * self.sigmas[0]
         sigmas = self.sigmas.to(device=device, dtype=x.dtype)
         if self.sampler == "ode":
             x = diffusion.sample_dpmpp_2m(denoise, x, sigmas, extra=cond, callback=self.callback)
         else:
-            positive = sigmas[sigmas > 0]
-            noise = diffusion.BrownianTreeNoise(
-                tree_seeds, shape, float(positive.min()), float(positive.max()), device=device
-            )
+            if self.noise == "steps":
+                noise = diffusion.ItemNoise(noise_seeds, shape, device=device)
+            else:
+                positive = sigmas[sigmas > 0]
+                noise = diffusion.BrownianTreeNoise(
+                    noise_seeds, shape, float(positive.min()), float(positive.max()), device=device
+                )
             x = diffusion.sample_dpmpp_2m_sde(
                 denoise, x, sigmas, noise_sampler=noise, extra=cond, callback=self.callback
             )

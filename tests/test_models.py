@@ -22,6 +22,7 @@ from reactlib.errors import UsageError
 from reactlib.models import (
     AdaGN,
     CausalCrossAttention,
+    CoefficientFilter,
     ReactDiffConfig,
     ReactDiffNet,
     causal_mask,
@@ -42,13 +43,15 @@ LOOKBACK = 16
 
 
 def randomise(net: ReactDiffNet, seed: int, std: float = 0.1) -> ReactDiffNet:
-    """Re-draw the zero-initialised layers (the output projection, every cross-attention output
-    and every adaptive-norm projection) with small Gaussian weights, so that every condition
-    reaches the output of an untrained network."""
+    """Re-draw the zero-initialised layers (the output projection, every cross-attention output,
+    every adaptive-norm projection and the coefficient filter) with small Gaussian weights, so
+    that every condition reaches the output of an untrained network."""
     g = torch.Generator().manual_seed(seed)
     layers = [net.proj_out]
     layers += [m.out for m in net.modules() if isinstance(m, CausalCrossAttention)]
     layers += [m.project for m in net.modules() if isinstance(m, AdaGN)]
+    filters = [m for m in net.modules() if isinstance(m, CoefficientFilter)]
+    layers += [layer for f in filters for layer in (f.weights, f.past_scale)]
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
@@ -147,6 +150,7 @@ def test_profile_config_overrides_and_unknown_profile():
         dict(window=0),
         dict(dropout=1.0),
         dict(cond_dropout=-0.1),
+        dict(coeff_filter=-1),
     ],
 )
 def test_config_rejects_bad_settings(fields):
@@ -339,3 +343,70 @@ def test_output_shape_and_finiteness_over_shapes(batch, frames, extra, start):
     )
     assert out.shape == (batch, frames, D)
     assert torch.isfinite(out).all()
+
+
+# --- The per-coefficient filter ------------------------------------------------------------------
+
+
+def _filter_with(taps: torch.Tensor, past_scale: float = 1.0) -> CoefficientFilter:
+    """A :class:`CoefficientFilter` whose taps are ``taps (taps,)`` for every coefficient and
+    noise level (zero weights, the taps in the bias) and whose history is ``past_scale * past``."""
+    f = CoefficientFilter(embed=4, taps=len(taps))
+    with torch.no_grad():
+        f.weights.bias.copy_(taps.repeat(D))
+        f.past_scale.bias.fill_(past_scale)
+    return f
+
+
+def test_coefficient_filter_by_hand():
+    """``y[t] = sum_k w_k x[t - k]``: the last tap weighs the current frame, the frames before the
+    window are the (scaled) previous frame."""
+    f = _filter_with(torch.tensor([0.25, 0.5, 1.0]), past_scale=2.0)
+    g = torch.Generator().manual_seed(0)
+    x, past = torch.randn(2, 5, D, generator=g), torch.randn(2, D, generator=g)
+    noise = torch.randn(2, 4, generator=g)
+    padded = torch.cat([2 * past[:, None], 2 * past[:, None], x], dim=1)
+    expected = 0.25 * padded[:, :-2] + 0.5 * padded[:, 1:-1] + 1.0 * padded[:, 2:]
+    torch.testing.assert_close(f(x, noise, past), expected)
+
+
+def test_coefficient_filter_keeps_coefficients_apart_and_is_causal():
+    g = torch.Generator().manual_seed(1)
+    f = CoefficientFilter(embed=4, taps=4)
+    with torch.no_grad():
+        for p in f.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    x, past, noise = torch.randn(1, 10, D, generator=g), torch.randn(1, D), torch.randn(1, 4)
+    base = f(x, noise, past)
+    later = x.clone()
+    later[:, 6:] += 5
+    assert torch.equal(f(later, noise, past)[:, :6], base[:, :6])
+    other = x.clone()
+    other[..., 3] += 5
+    changed = (f(other, noise, past) - base).abs().amax(dim=(0, 1))
+    assert changed[3] > 0 and torch.count_nonzero(changed) == 1
+
+
+def test_coefficient_filter_taps_follow_the_noise_level():
+    g = torch.Generator().manual_seed(2)
+    f = CoefficientFilter(embed=4, taps=3)
+    with torch.no_grad():
+        f.weights.weight.copy_(torch.randn(f.weights.weight.shape, generator=g))
+    x, past = torch.randn(1, 6, D, generator=g), torch.randn(1, D, generator=g)
+    low, high = (f(x, torch.full((1, 4), v), past) for v in (-1.0, 1.0))
+    assert (low - high).abs().max() > 1e-3
+
+
+def test_without_the_filter_the_network_is_the_papers():
+    with_filter = ReactDiffNet(profile_config("ci", audio_dim=AUDIO))
+    without = ReactDiffNet(profile_config("ci", audio_dim=AUDIO, coeff_filter=0))
+    assert without.coeff_filter is None and isinstance(with_filter.coeff_filter, CoefficientFilter)
+    assert parameter_count(with_filter) - parameter_count(without) == parameter_count(
+        with_filter.coeff_filter
+    )
+
+
+def test_a_config_written_before_the_filter_loads_without_it():
+    stored = profile_config("ci").as_dict()
+    del stored["coeff_filter"]
+    assert ReactDiffConfig.from_dict(stored).coeff_filter == 0

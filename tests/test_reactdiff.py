@@ -263,3 +263,20 @@ def test_the_full_size_model_trains_a_step_on_the_cpu(corpus, tmp_path):
     assert trained.model.config.channels == (128, 256, 512)
     assert trained.model.config.depths == (2, 4, 4)
     assert np.isfinite(trained.log["loss"]).all()
+
+
+def test_sde_noise_drawn_per_step_or_from_a_tree(run, corpus):
+    model, _ = reactdiff.load(run.out)
+    split = corpus.split("test")
+    kwargs = dict(m=1, steps=3, items=[0], sampler="sde")
+    steps = [reactdiff.generate_split(model, split, noise="steps", **kwargs) for _ in range(2)]
+    tree = reactdiff.generate_split(model, split, noise="tree", **kwargs)
+    np.testing.assert_array_equal(steps[0], steps[1])
+    assert np.abs(steps[0] - tree).max() > 0  # the same law, another draw
+    ode = [
+        reactdiff.generate_split(model, split, noise=n, **{**kwargs, "sampler": "ode"})
+        for n in reactdiff.NOISES
+    ]
+    np.testing.assert_array_equal(ode[0], ode[1])  # the ODE draws no noise
+    with pytest.raises(UsageError, match="noise must be one of"):
+        reactdiff.ReactDiffGenerator(model, noise="pink")
