@@ -102,6 +102,9 @@ class ReactDiffConfig:
     coeff_filter: int = 8
     """Taps of the per-coefficient causal filter added to the output (0: none, the paper's
     network). See :class:`CoefficientFilter`."""
+    filter_basis: bool = True
+    """Filter in a learned basis of the coefficients (a 58 x 58 map in and its own map out,
+    both starting at the identity) instead of coefficient by coefficient."""
 
     def __post_init__(self):
         if len(self.channels) != len(self.depths) or not self.channels:
@@ -141,7 +144,8 @@ class ReactDiffConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ReactDiffConfig:
-        d = {"coeff_filter": 0, **d}  # written before the filter existed: without it
+        # written before the filter (or its basis) existed: without it
+        d = {"coeff_filter": 0, "filter_basis": False, **d}
         d["channels"], d["depths"] = tuple(d["channels"]), tuple(d["depths"])
         return cls(**d)
 
@@ -311,11 +315,25 @@ class CoefficientFilter(nn.Module):
     which must pass through the trunk's first width (32 in ``lab``) to reach the output: a narrow
     trunk cannot carry them and passes the noise through unremoved (measured in notebook 05). A
     per-coefficient temporal filter whose gain follows the noise level is the optimal *linear*
-    denoiser of a smooth signal in white noise, and costs ``58 taps`` weights per noise level."""
+    denoiser of a smooth signal in white noise, and costs ``58 taps`` weights per noise level.
 
-    def __init__(self, embed: int, taps: int):
+    With ``basis`` the filter acts in a learned basis: ``y = B filter(A x)``, the history
+    ``A past``, where ``A`` and ``B`` are 58 x 58 maps that start at the identity. Coefficient by
+    coefficient, the two sides of a symmetric pair (``eyeBlinkLeft``, ``eyeBlinkRight``) are
+    filtered apart and keep independent residual noise, so they drift apart; in a basis where the
+    pair is one sum and one difference, the filter keeps the sum and removes the difference, as
+    the optimal linear denoiser of correlated coefficients does (the basis that diagonalises their
+    covariance). Costs 2 x 58 x 58 weights."""
+
+    def __init__(self, embed: int, taps: int, basis: bool = False):
         super().__init__()
         self.taps = taps
+        n = coeffs.NUM_COEFFS
+        self.into = nn.Linear(n, n, bias=False) if basis else None
+        self.back = nn.Linear(n, n, bias=False) if basis else None
+        for layer in (self.into, self.back):
+            if layer is not None:
+                nn.init.eye_(layer.weight)
         self.weights = nn.Linear(embed, coeffs.NUM_COEFFS * taps)
         self.past_scale = nn.Linear(embed, coeffs.NUM_COEFFS)
         for layer in (self.weights, self.past_scale):
@@ -324,10 +342,13 @@ class CoefficientFilter(nn.Module):
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
+        if self.into is not None:
+            x, past = self.into(x), self.into(past)
         history = (past * self.past_scale(noise))[:, None].expand(b, self.taps - 1, c)
         frames = torch.cat([history, x], dim=1).unfold(1, self.taps, 1)  # (B, T, C, taps)
         taps = self.weights(noise).view(b, 1, c, self.taps)
-        return (frames * taps).sum(-1)
+        y = (frames * taps).sum(-1)
+        return y if self.back is None else self.back(y)
 
 
 def causal_mask(h: torch.Tensor, speaker_h: torch.Tensor, cond_mask=None) -> torch.Tensor:
@@ -397,7 +418,9 @@ class ReactDiffNet(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
         self.coeff_filter = (
-            CoefficientFilter(e, config.coeff_filter) if config.coeff_filter else None
+            CoefficientFilter(e, config.coeff_filter, config.filter_basis)
+            if config.coeff_filter
+            else None
         )
 
     def forward(self, x, c_noise, *, past, speaker, audio, h, speaker_h, cond_mask=None):

@@ -31,7 +31,7 @@ from torch import nn
 from reactlib import coeffs, data, diffusion, losses, models, online, train
 from reactlib.errors import UsageError
 
-FORMAT = 3
+FORMAT = 4
 """Version of the network and the training recipe, part of every run's identity: raised with every
 change to either, so a cached model of an older version is never loaded into a newer network."""
 SAMPLERS = ("sde", "ode")

@@ -9,6 +9,7 @@ zero-initialised layers are re-drawn with :func:`randomise`."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -56,6 +57,8 @@ def randomise(net: ReactDiffNet, seed: int, std: float = 0.1) -> ReactDiffNet:
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
             layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * std)
+        for basis in (b for f in filters for b in (f.into, f.back) if b is not None):
+            basis.weight.add_(torch.randn(basis.weight.shape, generator=g) * std)
     return net
 
 
@@ -397,6 +400,40 @@ def test_coefficient_filter_taps_follow_the_noise_level():
     assert (low - high).abs().max() > 1e-3
 
 
+def _drawn(f: CoefficientFilter, seed: int) -> CoefficientFilter:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in f.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return f
+
+
+def test_filter_basis_starts_at_the_identity():
+    """Freshly made, the basis maps are the identity: the same taps filter the same way."""
+    plain = _drawn(CoefficientFilter(embed=4, taps=3), 3)
+    based = CoefficientFilter(embed=4, taps=3, basis=True)
+    based.load_state_dict(plain.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(4)
+    x, past, noise = torch.randn(2, 7, D, generator=g), torch.randn(2, D), torch.randn(2, 4)
+    torch.testing.assert_close(based(x, noise, past), plain(x, noise, past))
+
+
+def test_filter_basis_by_hand():
+    """With a basis, ``y = back(filter(into x))``, the history ``into(past)`` scaled: the taps
+    act on the mapped coefficients, so a pair that moves together can be filtered as one."""
+    based = _drawn(CoefficientFilter(embed=4, taps=3, basis=True), 5)
+    plain = CoefficientFilter(embed=4, taps=3)
+    plain.load_state_dict(based.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(6)
+    x, past, noise = torch.randn(2, 7, D, generator=g), torch.randn(2, D), torch.randn(2, 4)
+    into, back = based.into.weight, based.back.weight
+    expected = plain(x @ into.T, noise, past @ into.T) @ back.T
+    torch.testing.assert_close(based(x, noise, past), expected)
+    later = x.clone()
+    later[:, 4:] += 5
+    assert torch.equal(based(later, noise, past)[:, :4], based(x, noise, past)[:, :4])
+
+
 def test_without_the_filter_the_network_is_the_papers():
     with_filter = ReactDiffNet(profile_config("ci", audio_dim=AUDIO))
     without = ReactDiffNet(profile_config("ci", audio_dim=AUDIO, coeff_filter=0))
@@ -408,5 +445,14 @@ def test_without_the_filter_the_network_is_the_papers():
 
 def test_a_config_written_before_the_filter_loads_without_it():
     stored = profile_config("ci").as_dict()
-    del stored["coeff_filter"]
-    assert ReactDiffConfig.from_dict(stored).coeff_filter == 0
+    del stored["coeff_filter"], stored["filter_basis"]
+    old = ReactDiffConfig.from_dict(stored)
+    assert old.coeff_filter == 0 and not old.filter_basis
+
+
+def test_a_config_written_before_the_filter_basis_filters_coefficient_by_coefficient():
+    stored = profile_config("ci").as_dict()
+    del stored["filter_basis"]
+    old = ReactDiffConfig.from_dict(stored)
+    assert old.coeff_filter == 8 and not old.filter_basis
+    assert ReactDiffNet(dataclasses.replace(old, audio_dim=AUDIO)).coeff_filter.into is None
