@@ -22,6 +22,7 @@ from reactlib import coeffs
 from reactlib.errors import UsageError
 from reactlib.models import (
     AdaGN,
+    CausalConv,
     CausalCrossAttention,
     CoefficientFilter,
     ReactDiffConfig,
@@ -173,6 +174,18 @@ def test_config_dict_round_trip_through_json():
 
 
 # --- The causal mask -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_causal_conv_is_the_convolution_with_zeros_before_the_window(kernel):
+    """The stacked-frames product equals ``conv1d`` over the window padded with ``kernel - 1``
+    zero frames in front: output frame t sees input frames t - kernel + 1 .. t."""
+    g = torch.Generator().manual_seed(kernel)
+    conv = CausalConv(6, 4, kernel)
+    x = torch.randn(3, 9, 6, generator=g)
+    padded = torch.nn.functional.pad(x.transpose(1, 2), (kernel - 1, 0))
+    expected = torch.nn.functional.conv1d(padded, conv.conv.weight, conv.conv.bias)
+    torch.testing.assert_close(conv(x), expected.transpose(1, 2))
 
 
 def test_causal_mask_by_hand():
