@@ -232,3 +232,14 @@ def test_error_kinds_are_value_errors_and_configuration_is_usage():
     assert issubclass(config.ConfigError, errors.UsageError)
     assert issubclass(notebooks.ManifestError, errors.UsageError)
     assert data.DataError is errors.DataError
+
+
+def test_generate_offers_exactly_the_generators_samplers_and_noises():
+    """The parser lists its choices itself (importing torch to parse arguments would slow every
+    command); they must stay the ones :class:`reactlib.reactdiff.ReactDiffGenerator` accepts."""
+    from reactlib import reactdiff
+
+    generate = cli._parser()._subparsers._group_actions[0].choices["generate"]
+    choices = {a.dest: tuple(a.choices) for a in generate._actions if a.choices}
+    assert choices["sampler"] == reactdiff.SAMPLERS
+    assert choices["noise"] == reactdiff.NOISES
