@@ -386,12 +386,18 @@ def test_coefficient_filter_by_hand():
     torch.testing.assert_close(f(x, noise, past), expected)
 
 
-def test_coefficient_filter_keeps_coefficients_apart_and_is_causal():
-    g = torch.Generator().manual_seed(1)
-    f = CoefficientFilter(embed=4, taps=4)
+def _drawn(f: CoefficientFilter, seed: int) -> CoefficientFilter:
+    """``f`` with every parameter drawn from a standard normal (seeded)."""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in f.parameters():
             p.copy_(torch.randn(p.shape, generator=g))
+    return f
+
+
+def test_coefficient_filter_keeps_coefficients_apart_and_is_causal():
+    f = _drawn(CoefficientFilter(embed=4, taps=4), 1)
+    g = torch.Generator().manual_seed(2)
     x, past, noise = torch.randn(1, 10, D, generator=g), torch.randn(1, D), torch.randn(1, 4)
     base = f(x, noise, past)
     later = x.clone()
@@ -411,14 +417,6 @@ def test_coefficient_filter_taps_follow_the_noise_level():
     x, past = torch.randn(1, 6, D, generator=g), torch.randn(1, D, generator=g)
     low, high = (f(x, torch.full((1, 4), v), past) for v in (-1.0, 1.0))
     assert (low - high).abs().max() > 1e-3
-
-
-def _drawn(f: CoefficientFilter, seed: int) -> CoefficientFilter:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in f.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return f
 
 
 def test_filter_basis_starts_at_the_identity():
