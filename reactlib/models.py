@@ -38,7 +38,14 @@ Where this departs from the official code (and why), as the notebook explains:
 - there are no LSTMs inside the residual blocks (the paper names one LSTM before and one after;
   the official code adds one wherever a block changes width); instead each block's first layer is
   a causal temporal convolution over the frame and the ``kernel - 1`` before it (``kernel = 1`` is
-  the official per-frame Linear).
+  the official per-frame Linear);
+- two additions beside the trunk, each zero at ``0`` (both ``0``: the paper's network): a linear
+  causal filter over each coefficient's own frames (:class:`CoefficientFilter`) and a small
+  nonlinear causal network over them (:class:`CoefficientPath`), both added to the output.
+
+The conditions' share of every call (the causal mask, the timestamp modulations, the speaker's keys
+and values) can be computed once per window with :meth:`ReactDiffNet.prepare` and passed back as
+``prepared``, which a sampler's 50 calls per window do.
 
 The speaker context (which speaker frames a window may attend to) is chosen by the caller: the
 paper's ``window`` context is the window's own frames; a causal look-back of ``L`` frames adds the
@@ -100,11 +107,17 @@ class ReactDiffConfig:
     h_scale: float = 750.0
     """Frames over which the slowest timestamp sinusoid turns by one radian (30 s at 25 fps)."""
     coeff_filter: int = 8
-    """Taps of the per-coefficient causal filter added to the output (0: none, the paper's
-    network). See :class:`CoefficientFilter`."""
+    """Taps of the per-coefficient causal filter added to the output (0: none; with
+    ``coeff_path=0`` too, the paper's network). See :class:`CoefficientFilter`."""
     filter_basis: bool = True
     """Filter in a learned basis of the coefficients (a 58 x 58 map in and its own map out,
     both starting at the identity) instead of coefficient by coefficient."""
+    coeff_path: int = 8
+    """Channels per coefficient of the nonlinear causal network over each coefficient's own
+    frames that is added to the output (0: none, the paper's network). See
+    :class:`CoefficientPath`."""
+    path_kernel: int = 5
+    """Frames each of the path's two causal convolutions sees."""
 
     def __post_init__(self):
         if len(self.channels) != len(self.depths) or not self.channels:
@@ -122,8 +135,11 @@ class ReactDiffConfig:
             raise UsageError("lookback frames need speaker_context='lookback'")
         if self.coeff_filter < 0:
             raise UsageError(f"coeff_filter must be >= 0 taps, got {self.coeff_filter}")
-        if self.kernel < 1:
-            raise UsageError(f"kernel must be >= 1, got {self.kernel}")
+        if self.coeff_path < 0:
+            raise UsageError(f"coeff_path must be >= 0 channels, got {self.coeff_path}")
+        for name in ("kernel", "path_kernel"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lookback < 0 or self.window < 1:
             raise UsageError(
                 f"need window >= 1 and lookback >= 0, got {self.window}, {self.lookback}"
@@ -144,8 +160,8 @@ class ReactDiffConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ReactDiffConfig:
-        # written before the filter (or its basis) existed: without it
-        d = {"coeff_filter": 0, "filter_basis": False, **d}
+        # written before the filter, its basis or the path existed: without them
+        d = {"coeff_filter": 0, "filter_basis": False, "coeff_path": 0, **d}
         d["channels"], d["depths"] = tuple(d["channels"]), tuple(d["depths"])
         return cls(**d)
 
@@ -231,8 +247,13 @@ class AdaGN(nn.Module):
         nn.init.zeros_(self.project.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.project(cond).chunk(2, dim=-1)
-        if cond.ndim == 2:
+        return self.modulate(x, self.project(cond))
+
+    def modulate(self, x: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        """The norm with ``gamma, beta`` from an already projected condition (see
+        :meth:`ReactDiffNet.prepare`)."""
+        gamma, beta = projected.chunk(2, dim=-1)
+        if projected.ndim == 2:
             gamma, beta = gamma[:, None], beta[:, None]
         return _group_norm(x, self.channels) * (1 + gamma) + beta
 
@@ -272,9 +293,10 @@ class ResBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Identity() if c_in == c_out else nn.Linear(c_in, c_out, bias=False)
 
-    def forward(self, x, noise, time):
+    def forward(self, x, noise, time_projected):
+        """``time_projected``: ``self.time_norm.project`` of the timestamp embedding."""
         y = self.dropout(self.linear1(F.gelu(self.norm1(x, noise))))
-        y = self.time_norm(F.gelu(self.norm2(y, noise)), time)
+        y = self.time_norm.modulate(F.gelu(self.norm2(y, noise)), time_projected)
         return self.skip(x) + self.dropout(self.linear2(y))
 
 
@@ -296,12 +318,16 @@ class CausalCrossAttention(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.dropout = dropout
 
-    def forward(self, x, noise, speaker, allowed):
+    def keys_values(self, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``(B, heads, S, head channels)`` of the speaker frames."""
+        b, s, _ = speaker.shape
+        k, v = self.key_value(self.speaker_norm(speaker)).chunk(2, dim=-1)
+        return tuple(z.view(b, s, self.heads, -1).transpose(1, 2) for z in (k, v))
+
+    def forward(self, x, noise, keys_values, allowed):
         b, t, c = x.shape
         q = self.query(self.norm(x, noise)).view(b, t, self.heads, -1).transpose(1, 2)
-        k, v = self.key_value(self.speaker_norm(speaker)).chunk(2, dim=-1)
-        k = k.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
-        v = v.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
+        k, v = keys_values
         sees = allowed.any(dim=-1, keepdim=True)  # (B, T, 1)
         # A row with no allowed key would give NaN; let it see everything and zero it after.
         mask = (allowed | ~sees)[:, None]
@@ -356,6 +382,51 @@ class CoefficientFilter(nn.Module):
         taps = self.weights(noise).view(b, 1, c, self.taps)
         y = (frames * taps).sum(-1)
         return y if self.back is None else self.back(y)
+
+
+class CoefficientPath(nn.Module):
+    """A small nonlinear causal network over each coefficient's own frames, added to the
+    output: per coefficient, two causal convolutions of ``kernel`` frames with ``hidden``
+    channels, scaled and shifted by the noise level, the second gated by the trunk's last
+    features, then one output per frame. The frames before the window are the listener's
+    previous frame (scaled per coefficient and noise level, as in :class:`CoefficientFilter`).
+
+    Why: the filter is linear, so it passes the same band of noise in every window, whether the
+    coefficient moves there or not; telling a moving coefficient from noise (is the energy in a
+    band more than the noise level alone would give?) is nonlinear. Each coefficient has its own
+    weights; they are batched matrix products over the coefficients (grouped ``Conv1d`` is
+    slower on CPU at these sizes)."""
+
+    def __init__(self, embed: int, hidden: int, kernel: int, features: int):
+        super().__init__()
+        n = coeffs.NUM_COEFFS
+        self.hidden, self.kernel = hidden, kernel
+        self.w1 = nn.Parameter(torch.randn(n, kernel, hidden) / math.sqrt(kernel))
+        self.b1 = nn.Parameter(torch.zeros(n, 1, hidden))
+        self.w2 = nn.Parameter(torch.randn(n, kernel * hidden, hidden) / math.sqrt(kernel * hidden))
+        self.b2 = nn.Parameter(torch.zeros(n, 1, hidden))
+        self.w_out = nn.Parameter(torch.zeros(n, hidden, 1))
+        self.film = nn.Linear(embed, 2 * n * hidden)
+        self.gate = nn.Linear(features, n * hidden)
+        self.past_scale = nn.Linear(embed, n)
+        for layer in (self.film, self.gate, self.past_scale):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x, noise, past, features):
+        b, t, c = x.shape
+        k, hidden = self.kernel, self.hidden
+        pad = 2 * (k - 1)
+        history = (past * self.past_scale(noise))[:, None].expand(b, pad, c)
+        z = torch.cat([history, x], dim=1).permute(2, 0, 1)  # (C, B, pad + T)
+        t1 = t + k - 1
+        y = torch.baddbmm(self.b1, z.unfold(2, k, 1).reshape(c, b * t1, k), self.w1)
+        scale, shift = self.film(noise).view(b, 2, c, 1, hidden).permute(1, 2, 0, 3, 4)
+        y = F.silu(y.view(c, b, t1, hidden) * (1 + scale) + shift)
+        frames = y.unfold(2, k, 1).transpose(3, 4).reshape(c, b * t, k * hidden)
+        y = torch.baddbmm(self.b2, frames, self.w2).view(c, b, t, hidden)
+        y = F.silu(y + self.gate(features).view(b, t, c, hidden).permute(2, 0, 1, 3))
+        return torch.bmm(y.reshape(c, b * t, hidden), self.w_out).view(c, b, t).permute(1, 2, 0)
 
 
 def causal_mask(h: torch.Tensor, speaker_h: torch.Tensor, cond_mask=None) -> torch.Tensor:
@@ -429,14 +500,49 @@ class ReactDiffNet(nn.Module):
             if config.coeff_filter
             else None
         )
+        self.coeff_path = (
+            CoefficientPath(e, config.coeff_path, config.path_kernel, c[0])
+            if config.coeff_path
+            else None
+        )
 
-    def forward(self, x, c_noise, *, past, speaker, audio, h, speaker_h, cond_mask=None):
-        noise = self.noise_mapping(self.noise_features(c_noise.to(x.dtype)))
+    def _layers(self):
+        """(block, attention) pairs in the order the forward pass runs them."""
+        for blocks, attends in [*self.down, *self.up]:
+            yield from zip(blocks, attends, strict=True)
+
+    def prepare(self, *, speaker, audio, h, speaker_h, **_) -> dict:
+        """What a window's conditions give every network call alike, whatever the noise: the
+        causal mask, each block's timestamp modulation and each attention's keys and values.
+        A sampler calls the network 50 times per window with the same conditions; passing this
+        as ``prepared`` computes it once (the output is the same, tested)."""
         time = self.time_mapping(timestamp_features(h, self.config.embed, self.config.h_scale))
-        allowed = causal_mask(h, speaker_h, cond_mask)
         # Padding must not reach the output even through a zero attention weight (0 * NaN).
         real = (speaker_h >= 0)[..., None]
         context = torch.where(real, torch.cat([speaker, audio], dim=-1), 0.0)
+        layers = list(self._layers())
+        return {
+            "allowed": causal_mask(h, speaker_h),
+            "time": [block.time_norm.project(time) for block, _ in layers],
+            "keys_values": [attend.keys_values(context) for _, attend in layers],
+        }
+
+    def forward(
+        self, x, c_noise, *, past, speaker, audio, h, speaker_h, cond_mask=None, prepared=None
+    ):
+        if prepared is None:
+            prepared = self.prepare(speaker=speaker, audio=audio, h=h, speaker_h=speaker_h)
+        noise = self.noise_mapping(self.noise_features(c_noise.to(x.dtype)))
+        allowed = prepared["allowed"]
+        if cond_mask is not None:
+            allowed = allowed & cond_mask.to(torch.bool)[:, None, None]
+        layers = zip(self._layers(), prepared["time"], prepared["keys_values"], strict=True)
+
+        def run(y, count):
+            for _ in range(count):
+                (block, attend), time, keys_values = next(layers)
+                y = attend(block(y, noise, time), noise, keys_values, allowed)
+            return y
 
         def lstm(module, y, seed):
             state = seed[None].contiguous()
@@ -444,19 +550,20 @@ class ReactDiffNet(nn.Module):
 
         y = lstm(self.lstm_in, self.proj_in(x), self.past_in(past))
         skips = []
-        for blocks, attends in self.down:
-            for block, attend in zip(blocks, attends, strict=True):
-                y = attend(block(y, noise, time), noise, context, allowed)
+        for blocks, _ in self.down:
+            y = run(y, len(blocks))
             skips.append(y)
         skips.pop()  # the deepest level's output is y itself
-        for level, (blocks, attends) in enumerate(self.up):
+        for level, (blocks, _) in enumerate(self.up):
             if level:
                 y = torch.cat([y, skips.pop()], dim=-1)
-            for block, attend in zip(blocks, attends, strict=True):
-                y = attend(block(y, noise, time), noise, context, allowed)
-        y = self.proj_out(lstm(self.lstm_out, y, self.past_out(past)))
+            y = run(y, len(blocks))
+        features = lstm(self.lstm_out, y, self.past_out(past))
+        y = self.proj_out(features)
         if self.coeff_filter is not None:
             y = y + self.coeff_filter(x, noise, past)
+        if self.coeff_path is not None:
+            y = y + self.coeff_path(x, noise, past, features)
         return y
 
 

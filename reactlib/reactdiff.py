@@ -31,7 +31,7 @@ from torch import nn
 from reactlib import coeffs, data, diffusion, losses, models, online, train
 from reactlib.errors import UsageError
 
-FORMAT = 4
+FORMAT = 5
 """Version of the network and the training recipe, part of every run's identity: raised with every
 change to either, so a cached model of an older version is never loaded into a newer network."""
 SAMPLERS = ("sde", "ode")
@@ -392,6 +392,8 @@ class ReactDiffGenerator:
                 else model.normalize(ctx.past.to(device))
             ),
         }
+        # the part of every network call that depends on the conditions alone, computed once
+        cond["prepared"] = model.denoiser.inner.prepare(**cond)
         denoise = model.denoiser
         if self.guidance != 1:
             uncond = {"cond_mask": torch.zeros(streams, dtype=torch.bool, device=device)}

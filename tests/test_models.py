@@ -25,6 +25,7 @@ from reactlib.models import (
     CausalConv,
     CausalCrossAttention,
     CoefficientFilter,
+    CoefficientPath,
     ReactDiffConfig,
     ReactDiffNet,
     causal_mask,
@@ -46,7 +47,7 @@ LOOKBACK = 16
 
 def randomise(net: ReactDiffNet, seed: int, std: float = 0.1) -> ReactDiffNet:
     """Re-draw the zero-initialised layers (the output projection, every cross-attention output,
-    every adaptive-norm projection and the coefficient filter) with small Gaussian weights, so
+    every adaptive-norm projection, the coefficient filter and path) with small Gaussian weights, so
     that every condition reaches the output of an untrained network."""
     g = torch.Generator().manual_seed(seed)
     layers = [net.proj_out]
@@ -54,7 +55,11 @@ def randomise(net: ReactDiffNet, seed: int, std: float = 0.1) -> ReactDiffNet:
     layers += [m.project for m in net.modules() if isinstance(m, AdaGN)]
     filters = [m for m in net.modules() if isinstance(m, CoefficientFilter)]
     layers += [layer for f in filters for layer in (f.weights, f.past_scale)]
+    paths = [m for m in net.modules() if isinstance(m, CoefficientPath)]
+    layers += [layer for p in paths for layer in (p.film, p.gate, p.past_scale)]
     with torch.no_grad():
+        for p in paths:
+            p.w_out.copy_(torch.randn(p.w_out.shape, generator=g) * std)
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
             layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * std)
@@ -155,6 +160,8 @@ def test_profile_config_overrides_and_unknown_profile():
         dict(dropout=1.0),
         dict(cond_dropout=-0.1),
         dict(coeff_filter=-1),
+        dict(coeff_path=-1),
+        dict(path_kernel=0),
     ],
 )
 def test_config_rejects_bad_settings(fields):
@@ -445,13 +452,13 @@ def test_filter_basis_by_hand():
     assert torch.equal(based(later, noise, past)[:, :4], based(x, noise, past)[:, :4])
 
 
-def test_without_the_filter_the_network_is_the_papers():
-    with_filter = ReactDiffNet(profile_config("ci", audio_dim=AUDIO))
-    without = ReactDiffNet(profile_config("ci", audio_dim=AUDIO, coeff_filter=0))
-    assert without.coeff_filter is None and isinstance(with_filter.coeff_filter, CoefficientFilter)
-    assert parameter_count(with_filter) - parameter_count(without) == parameter_count(
-        with_filter.coeff_filter
-    )
+def test_without_the_filter_and_path_the_network_is_the_papers():
+    both = ReactDiffNet(profile_config("ci", audio_dim=AUDIO))
+    without = ReactDiffNet(profile_config("ci", audio_dim=AUDIO, coeff_filter=0, coeff_path=0))
+    assert without.coeff_filter is None and isinstance(both.coeff_filter, CoefficientFilter)
+    assert without.coeff_path is None and isinstance(both.coeff_path, CoefficientPath)
+    added = parameter_count(both.coeff_filter) + parameter_count(both.coeff_path)
+    assert parameter_count(both) - parameter_count(without) == added
 
 
 def test_a_config_written_before_the_filter_loads_without_it():
@@ -467,3 +474,107 @@ def test_a_config_written_before_the_filter_basis_filters_coefficient_by_coeffic
     old = ReactDiffConfig.from_dict(stored)
     assert old.coeff_filter == 8 and not old.filter_basis
     assert ReactDiffNet(dataclasses.replace(old, audio_dim=AUDIO)).coeff_filter.into is None
+
+
+# --- The coefficient path ------------------------------------------------------------------------
+
+
+def _path_by_grouped_convolutions(p: CoefficientPath, x, noise, past, features):
+    """The path written with grouped ``conv1d`` (one group per coefficient), from its docstring."""
+    n, k, hidden = D, p.kernel, p.hidden
+    b, t, _ = x.shape
+    history = (past * p.past_scale(noise))[:, :, None].expand(b, n, 2 * (k - 1))
+    z = torch.cat([history, x.transpose(1, 2)], dim=2)
+    w1 = p.w1.permute(0, 2, 1).reshape(n * hidden, 1, k)
+    y = torch.nn.functional.conv1d(z, w1, p.b1.reshape(-1), groups=n)
+    scale, shift = p.film(noise).view(b, 2, n * hidden, 1).unbind(1)
+    y = torch.nn.functional.silu(y * (1 + scale) + shift)
+    w2 = p.w2.view(n, k, hidden, hidden).permute(0, 3, 2, 1).reshape(n * hidden, hidden, k)
+    y = torch.nn.functional.conv1d(y, w2, p.b2.reshape(-1), groups=n)
+    y = torch.nn.functional.silu(y + p.gate(features).transpose(1, 2))
+    out = torch.nn.functional.conv1d(y, p.w_out.reshape(n, hidden, 1), groups=n)
+    return out.transpose(1, 2)
+
+
+def _drawn_path(seed: int, hidden: int = 3, kernel: int = 4) -> CoefficientPath:
+    g = torch.Generator().manual_seed(seed)
+    p = CoefficientPath(embed=4, hidden=hidden, kernel=kernel, features=5)
+    with torch.no_grad():
+        for q in p.parameters():
+            q.copy_(torch.randn(q.shape, generator=g) * 0.5)
+    return p
+
+
+def _path_inputs(seed: int, batch: int = 2, frames: int = 9):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(batch, frames, D, generator=g),
+        torch.randn(batch, 4, generator=g),
+        torch.randn(batch, D, generator=g),
+        torch.randn(batch, frames, 5, generator=g),
+    )
+
+
+def test_coefficient_path_is_grouped_causal_convolutions():
+    """The batched matrix products compute per-coefficient causal convolutions, the frames
+    before the window being the scaled previous frame."""
+    p = _drawn_path(0)
+    inputs = _path_inputs(1)
+    torch.testing.assert_close(p(*inputs), _path_by_grouped_convolutions(p, *inputs))
+
+
+def test_coefficient_path_keeps_coefficients_apart_and_is_causal():
+    p = _drawn_path(2)
+    x, noise, past, features = _path_inputs(3, batch=1)
+    base = p(x, noise, past, features)
+    later = x.clone()
+    later[:, 5:] += 3
+    assert torch.equal(p(later, noise, past, features)[:, :5], base[:, :5])
+    other = x.clone()
+    other[..., 7] += 3
+    changed = (p(other, noise, past, features) - base).abs().amax(dim=(0, 1))
+    assert changed[7] > 0 and torch.count_nonzero(changed) == 1
+    gated = features.clone()
+    gated[:, 6:] += 3  # the trunk's features of a frame reach that frame and no earlier one
+    moved = (p(x, noise, past, gated) - base).abs().amax(dim=(0, 2))
+    assert (moved[:6] == 0).all() and (moved[6:] > 0).all()
+
+
+def test_coefficient_path_starts_silent():
+    """Its output weights start at zero: a fresh network's output is the path-less network's."""
+    p = CoefficientPath(embed=4, hidden=3, kernel=4, features=5)
+    assert torch.equal(p(*_path_inputs(4)), torch.zeros(2, 9, D))
+
+
+def test_network_is_causal_in_the_listener_frames():
+    """Listener frame t of the output depends on the noisy listener frames up to t only (the
+    trunk, the filter and the path are all causal)."""
+    net = make_net("window", coeff_path=3)
+    inputs = make_inputs("window", batch=2)
+    base = run(net, inputs)
+    for t in (3, 10):
+        change = frame_change(base, run(net, with_changed(inputs, "x", slice(t + 1, None))))
+        assert change[: t + 1].max() == 0 and change[t + 1 :].min() > 0
+
+
+def test_a_config_written_before_the_path_loads_without_it():
+    stored = profile_config("ci").as_dict()
+    del stored["coeff_path"], stored["path_kernel"]
+    old = ReactDiffConfig.from_dict(stored)
+    assert old.coeff_path == 0 and ReactDiffNet(old).coeff_path is None
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_prepared_conditions_give_the_same_output(guided):
+    """``prepare`` (what the sampler computes once per window) changes nothing, with the
+    speaker kept or dropped for guidance."""
+    net, inputs = make_net("lookback"), make_inputs("lookback", batch=3)
+    rest = {k: v for k, v in inputs.items() if k not in ("x", "c_noise")}
+    if guided:
+        rest["cond_mask"] = torch.tensor([True, False, True])
+    with torch.no_grad():
+        prepared = net.prepare(**rest)
+        for level in (-1.0, 0.5):
+            c_noise = torch.full((3,), level)
+            plain = net(inputs["x"], c_noise, **rest)
+            assert torch.equal(net(inputs["x"], c_noise, prepared=prepared, **rest), plain)
