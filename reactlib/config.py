@@ -103,7 +103,7 @@ OVERRIDABLE: tuple[str, ...] = tuple(
 
 _PROFILES: dict[str, dict[str, typing.Any]] = {
     "ci": dict(
-        description="CI on every commit: tiny SynthReact, a 0.09 M-parameter denoiser, "
+        description="CI on every commit: tiny SynthReact, a 0.16 M-parameter denoiser, "
         "a few hundred steps",
         budget_minutes=10,
         progress=False,
@@ -120,7 +120,7 @@ _PROFILES: dict[str, dict[str, typing.Any]] = {
         eval_items=8,
     ),
     "lab": dict(
-        description="a student's laptop CPU: medium SynthReact, a 0.26 M-parameter denoiser "
+        description="a student's laptop CPU: medium SynthReact, a 0.37 M-parameter denoiser "
         "trained in minutes, ablation directions visible",
         budget_minutes=90,
         synth_sessions=120,
