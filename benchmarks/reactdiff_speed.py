@@ -14,6 +14,8 @@ The figures of the ReactDiff paper's Table 16, measured for a profile's model:
    (:func:`harness.paired_times`), replays the very denoiser calls the generation made (same
    inputs, same batch shapes) and nothing else, so ``ratio - 1`` is what the window loop and the
    sampler cost per network call.
+   The conditions' share of a call, prepared once per window (``ReactDiffNet.prepare``, as
+   the generator does), is timed against recomputing it in each of a window's calls.
 2. **FLOPs.** One denoiser call on 1 stream and on M streams of one window, counted by
    ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts 2), and that times the
    sampler steps: one window of one reaction, and of M. Parameter counts of every profile's
@@ -157,6 +159,34 @@ def window_inputs(net: models.ReactDiffConfig, streams: int):
     return x, torch.ones(streams), conditions
 
 
+def measure_prepared(model: reactdiff.ReactDiff, args) -> dict:
+    """One window's sampler calls (``max(steps)`` denoiser calls on M streams, as the generator
+    makes them: the conditions prepared once with ``ReactDiffNet.prepare``) against the same
+    calls with the conditions recomputed in every call (the reference)."""
+    x, sigma, conditions = window_inputs(model.config, args.m)
+    calls = max(args.steps)
+
+    @torch.no_grad()
+    def prepared():
+        ready = model.denoiser.inner.prepare(**conditions)
+        for _ in range(calls):
+            model.denoiser(x, sigma, prepared=ready, **conditions)
+
+    @torch.no_grad()
+    def plain():
+        for _ in range(calls):
+            model.denoiser(x, sigma, **conditions)
+
+    prepared()  # warm-up
+    paired = paired_times(prepared, plain, args.repeats)
+    return {
+        "calls": calls,
+        "streams": args.m,
+        "time_ratio": paired.ratio,
+        "paired": paired.summary(),
+    }
+
+
 @contextlib.contextmanager
 def countable_kernels():
     """torch's reference attention (batched matmuls) and LSTM (a linear layer per frame), whose
@@ -247,6 +277,11 @@ def print_table(profile: str, figures: dict, threads: int) -> None:
                 f"{row['real_time_factor']:>13.2f}{row['overhead_per_call']:>15.3f}"
             )
     print(f"paper (GTX 1080 Ti): {PAPER['fps']['50']} fps at 50 steps, {PAPER['fps']['10']} at 10")
+    prep = figures["prepared_conditions"]
+    print(
+        f"conditions prepared once per window: {prep['time_ratio']:.2f} x the time of "
+        f"{prep['calls']} calls that recompute them"
+    )
     flops = figures["flops"]
     for steps, value in flops["per_window_one_reaction"].items():
         print(f"GFLOPs per window of one reaction, {steps} steps: {value / 1e9:.3f}")
@@ -282,6 +317,7 @@ def main(argv=None) -> None:
     model = reactdiff.ReactDiff(models.profile_config(args.profile)).eval()
     figures = {
         "generation": measure_generation(model, args),
+        "prepared_conditions": measure_prepared(model, args),
         "flops": measure_flops(model, args),
         "parameters": parameter_counts(),
         "training": measure_training(cfg, args),

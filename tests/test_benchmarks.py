@@ -222,7 +222,8 @@ def test_speed_records_settings_and_every_figure(speed_doc):
     assert settings["threads"] == 1 and settings["repeats"] == 1
     assert settings["frames"] == SPEED_RUN["windows"] * WINDOW_FRAMES
     figures = speed_doc["figures"]
-    expected = {"generation", "flops", "parameters", "training", "real_time_fps", "paper"}
+    expected = {"generation", "prepared_conditions", "flops", "parameters", "training"}
+    expected |= {"real_time_fps", "paper"}
     assert set(figures) == expected
     paper = figures["paper"]
     assert paper["parameters_M"] == 83.95 and paper["gflops"] == 669.88
@@ -242,6 +243,14 @@ def test_speed_generation_counts_every_network_call(speed_doc):
         assert row["real_time_factor"] == pytest.approx(row["fps_per_stream"] / 25)
         assert row["network_only_fps_per_stream"] > 0 and paired["reference_median_s"] > 0
         assert row["overhead_per_call"] == pytest.approx(paired["ratio_median"] - 1)
+
+
+def test_speed_times_prepared_conditions_against_recomputing_them(speed_doc):
+    prepared = speed_doc["figures"]["prepared_conditions"]
+    assert prepared["calls"] == SPEED_RUN["steps"] and prepared["streams"] == SPEED_RUN["m"]
+    paired = prepared["paired"]
+    assert paired["ours_median_s"] > 0 and paired["reference_median_s"] > 0
+    assert prepared["time_ratio"] == pytest.approx(paired["ratio_median"])
 
 
 @pytest.mark.parametrize("factor", [3.0])
