@@ -373,8 +373,14 @@ class ReactDiffGenerator:
         self.noise = noise
         self.callback = callback
 
-    @torch.no_grad()
     def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+        # Sampled in inference mode (a few per cent faster than no_grad), returned as an ordinary
+        # tensor (cloned outside it) so that post-processing may change it in place.
+        with torch.inference_mode():
+            frames = self._sample(ctx)
+        return frames.clone()
+
+    def _sample(self, ctx: online.WindowContext) -> torch.Tensor:
         model, config = self.model, self.model.config
         if ctx.audio is None:
             raise UsageError("ReactDiff needs the speaker's audio features")

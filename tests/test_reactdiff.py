@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import cli, config, data, reactdiff, synth, train
+from reactlib import cli, config, data, online, reactdiff, synth, train
 from reactlib.errors import UsageError
 
 STEPS = 3
@@ -166,6 +166,22 @@ def test_generated_reactions_have_the_contract_shape_and_ignore_chunking(run, co
     # the same noise whatever the chunk; only the matrix products' rounding depends on batch size
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
     assert np.abs(a[0, 0] - a[0, 1]).max() > 1e-3  # two reactions, two seeds
+
+
+def test_a_post_processor_may_change_the_sampled_window_in_place(run, corpus):
+    """The generator samples in inference mode but hands back an ordinary tensor: a hook that
+    edits the window in place (as a pose smoother may) works, and its edit is what is kept."""
+    model, _ = reactdiff.load(run.out)
+    speaker, audio = reactdiff.speaker_inputs(corpus.split("test"), [0])
+    generator = reactdiff.ReactDiffGenerator(model, steps=2)
+
+    def zero_pose(window, ctx):
+        assert not window.is_inference()
+        window[..., -6:] = 0
+        return window
+
+    out = online.generate(generator, speaker, audio, m=2, seed=1, post=zero_pose)
+    assert (out[..., -6:] == 0).all() and out[..., :-6].abs().max() > 0
 
 
 def test_ode_generation_is_deterministic_and_differs_from_sde(run, corpus):
