@@ -108,7 +108,7 @@ class CallRecorder:
         finally:
             handle.remove()
 
-    @torch.no_grad()
+    @torch.inference_mode()  # as the generator samples
     def replay(self) -> None:
         for args, kwargs in self.calls:
             self.module(*args, **kwargs)
@@ -166,13 +166,13 @@ def measure_prepared(model: reactdiff.ReactDiff, args) -> dict:
     x, sigma, conditions = window_inputs(model.config, args.m)
     calls = max(args.steps)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def prepared():
         ready = model.denoiser.inner.prepare(**conditions)
         for _ in range(calls):
             model.denoiser(x, sigma, prepared=ready, **conditions)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def plain():
         for _ in range(calls):
             model.denoiser(x, sigma, **conditions)
