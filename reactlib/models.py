@@ -515,7 +515,9 @@ class ReactDiffNet(nn.Module):
         """What a window's conditions give every network call alike, whatever the noise: the
         causal mask, each block's timestamp modulation and each attention's keys and values.
         A sampler calls the network 50 times per window with the same conditions; passing this
-        as ``prepared`` computes it once (the output is the same, tested)."""
+        as ``prepared`` computes it once (the output is the same, tested). Other keywords (the
+        whole conditions dict may be passed) are ignored: ``past`` and ``cond_mask`` act in every
+        call, so guidance can drop the speaker from prepared conditions."""
         time = self.time_mapping(timestamp_features(h, self.config.embed, self.config.h_scale))
         # Padding must not reach the output even through a zero attention weight (0 * NaN).
         real = (speaker_h >= 0)[..., None]
