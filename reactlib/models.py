@@ -338,6 +338,13 @@ class CausalCrossAttention(nn.Module):
         return x + self.out(y)
 
 
+def _after_previous_frame(x: torch.Tensor, past: torch.Tensor, frames: int) -> torch.Tensor:
+    """``x (B, T, C)`` with ``frames`` copies of the frame before the window, ``past (B, C)``, in
+    front: ``(B, frames + T, C)``, what a causal filter over the window sees before its start."""
+    b, _, c = x.shape
+    return torch.cat([past[:, None].expand(b, frames, c), x], dim=1)
+
+
 class CoefficientFilter(nn.Module):
     """A causal FIR filter over each coefficient's own frames, its ``taps`` weights per coefficient
     set by the noise level: ``y[t, c] = sum_k w_k,c(sigma) x[t - k, c]``, where the frames before
@@ -377,8 +384,8 @@ class CoefficientFilter(nn.Module):
         b, t, c = x.shape
         if self.into is not None:
             x, past = self.into(x), self.into(past)
-        history = (past * self.past_scale(noise))[:, None].expand(b, self.taps - 1, c)
-        frames = torch.cat([history, x], dim=1).unfold(1, self.taps, 1)  # (B, T, C, taps)
+        padded = _after_previous_frame(x, past * self.past_scale(noise), self.taps - 1)
+        frames = padded.unfold(1, self.taps, 1)  # (B, T, C, taps)
         taps = self.weights(noise).view(b, 1, c, self.taps)
         y = (frames * taps).sum(-1)
         return y if self.back is None else self.back(y)
@@ -416,9 +423,8 @@ class CoefficientPath(nn.Module):
     def forward(self, x, noise, past, features):
         b, t, c = x.shape
         k, hidden = self.kernel, self.hidden
-        pad = 2 * (k - 1)
-        history = (past * self.past_scale(noise))[:, None].expand(b, pad, c)
-        z = torch.cat([history, x], dim=1).permute(2, 0, 1)  # (C, B, pad + T)
+        padded = _after_previous_frame(x, past * self.past_scale(noise), 2 * (k - 1))
+        z = padded.permute(2, 0, 1)  # (C, B, 2k - 2 + T)
         t1 = t + k - 1
         y = torch.baddbmm(self.b1, z.unfold(2, k, 1).reshape(c, b * t1, k), self.w1)
         scale, shift = self.film(noise).view(b, 2, c, 1, hidden).permute(1, 2, 0, 3, 4)
@@ -538,11 +544,11 @@ class ReactDiffNet(nn.Module):
         allowed = prepared["allowed"]
         if cond_mask is not None:
             allowed = allowed & cond_mask.to(torch.bool)[:, None, None]
-        layers = zip(self._layers(), prepared["time"], prepared["keys_values"], strict=True)
+        per_layer = iter(zip(prepared["time"], prepared["keys_values"], strict=True))
 
-        def run(y, count):
-            for _ in range(count):
-                (block, attend), time, keys_values = next(layers)
+        def run(blocks, attends, y):
+            for block, attend in zip(blocks, attends, strict=True):
+                time, keys_values = next(per_layer)  # in the order of self._layers()
                 y = attend(block(y, noise, time), noise, keys_values, allowed)
             return y
 
@@ -552,14 +558,14 @@ class ReactDiffNet(nn.Module):
 
         y = lstm(self.lstm_in, self.proj_in(x), self.past_in(past))
         skips = []
-        for blocks, _ in self.down:
-            y = run(y, len(blocks))
+        for blocks, attends in self.down:
+            y = run(blocks, attends, y)
             skips.append(y)
         skips.pop()  # the deepest level's output is y itself
-        for level, (blocks, _) in enumerate(self.up):
+        for level, (blocks, attends) in enumerate(self.up):
             if level:
                 y = torch.cat([y, skips.pop()], dim=-1)
-            y = run(y, len(blocks))
+            y = run(blocks, attends, y)
         features = lstm(self.lstm_out, y, self.past_out(past))
         y = self.proj_out(features)
         if self.coeff_filter is not None:

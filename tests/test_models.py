@@ -393,13 +393,13 @@ def test_coefficient_filter_by_hand():
     torch.testing.assert_close(f(x, noise, past), expected)
 
 
-def _drawn(f: CoefficientFilter, seed: int) -> CoefficientFilter:
-    """``f`` with every parameter drawn from a standard normal (seeded)."""
+def _drawn(module: torch.nn.Module, seed: int, std: float = 1.0) -> torch.nn.Module:
+    """``module`` with every parameter drawn from a normal of deviation ``std`` (seeded)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in f.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return f
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return module
 
 
 def test_coefficient_filter_keeps_coefficients_apart_and_is_causal():
@@ -497,12 +497,7 @@ def _path_by_grouped_convolutions(p: CoefficientPath, x, noise, past, features):
 
 
 def _drawn_path(seed: int, hidden: int = 3, kernel: int = 4) -> CoefficientPath:
-    g = torch.Generator().manual_seed(seed)
-    p = CoefficientPath(embed=4, hidden=hidden, kernel=kernel, features=5)
-    with torch.no_grad():
-        for q in p.parameters():
-            q.copy_(torch.randn(q.shape, generator=g) * 0.5)
-    return p
+    return _drawn(CoefficientPath(embed=4, hidden=hidden, kernel=kernel, features=5), seed, 0.5)
 
 
 def _path_inputs(seed: int, batch: int = 2, frames: int = 9):
