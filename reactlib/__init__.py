@@ -16,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 _SUBMODULES = (
     "audio",
+    "baselines",
     "cli",
     "coeffs",
     "config",
@@ -25,6 +26,7 @@ _SUBMODULES = (
     "footage",
     "kinematics",
     "losses",
+    "metrics",
     "models",
     "notebooks",
     "online",
@@ -36,6 +38,7 @@ _SUBMODULES = (
     "rules",
     "runtime",
     "synth",
+    "transvae",
     "train",
     "video",
     "widgets",

@@ -174,7 +174,12 @@ def _parser() -> argparse.ArgumentParser:
         "OUT/log.csv and OUT/loss.png. A run in OUT with the same configuration resumes; one with "
         "another configuration is refused. Launch with torchrun for several processes.",
     )
-    trainer.add_argument("model", choices=("reactdiff",))
+    trainer.add_argument(
+        "model",
+        choices=("reactdiff", "diffusion", "transvae"),
+        help="reactdiff; diffusion (ReactDiff without h, FBK and FAC: Table 1's \"Diffusion "
+        'model"); transvae (the REACT baseline Trans-VAE)',
+    )
     trainer.add_argument("--profile", choices=config.VALID_PROFILES, help="profile (default: auto)")
     trainer.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
     trainer.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
@@ -214,6 +219,60 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--raw-weights", action="store_true", help="the raw weights, not the EMA")
     gen.add_argument("--out", type=Path, required=True, metavar="PRED.npy")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score predictions with the REACT metrics, realism FD and smoothness",
+        description="Score PRED.npy, reactions (N, M, T, 58) in raw coefficients (what `generate` "
+        "writes) or (N, M, T, 25) emotion, against a split: FRCorr, FRDist, FRDiv, FRVar, FRDvs, "
+        "FRSyn in the chosen convention, plus the coefficient Frechet distance and smoothness. "
+        "Prints a table and, with --json, writes every figure and what was used (emotion map, "
+        "neighbour matrix or fallback).",
+    )
+    ev.add_argument("--pred", type=Path, required=True, metavar="PRED.npy")
+    ev.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
+    ev.add_argument("--profile", choices=config.VALID_PROFILES, help="whose SynthReact to use")
+    ev.add_argument("--split", default="test", help="train, val or test (default: test)")
+    ev.add_argument(
+        "--convention",
+        choices=("react2024", "reactface", "clean"),
+        default="react2024",
+        help="react2024 (the challenge, emotion; default), reactface (ReactFace's script, "
+        "coefficients) or clean (means over M, all M for FRSyn, NaN-robust)",
+    )
+    ev.add_argument(
+        "--emotion-map",
+        choices=("auto", "exact", "fitted"),
+        default="auto",
+        help="coefficients -> emotion for react2024: exact (SynthReact's own), fitted (ridge "
+        "regression on the corpus' train split, held-out R^2 reported), auto (default: exact "
+        "for SynthReact, fitted otherwise)",
+    )
+    ev.add_argument(
+        "--gt-through-map",
+        action="store_true",
+        help="map the real coefficients with the same map instead of reading emotion files",
+    )
+    ev.add_argument(
+        "--fallback",
+        choices=("same_speaker", "self"),
+        default="same_speaker",
+        help="appropriate reactions when the corpus has no neighbour matrix (default: the "
+        "listeners of the same speaker clip)",
+    )
+    ev.add_argument("--items", type=int, metavar="N", help="predictions cover the first N items")
+    ev.add_argument("--json", type=Path, metavar="OUT.json", help="write every figure here")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark of benchmarks/ (metrics: the REACT metrics at REACT size)",
+        description="Run benchmarks/<NAME>_speed.py with the options that follow; it prints its "
+        "figures and writes benchmarks/results/<NAME>_speed.json with provenance. "
+        "`bench metrics --help` lists the metrics benchmark's options.",
+    )
+    bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
 
     strip = sub.add_parser("strip", help="strip notebook outputs except golden cells")
     strip.add_argument(
@@ -258,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args)
         elif args.command == "generate":
             _generate(args)
+        elif args.command == "evaluate":
+            _evaluate(args)
+        elif args.command == "bench":
+            _bench(args)
         elif args.command == "strip":
             files = args.files
             if not files:
@@ -277,6 +340,93 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+    import warnings
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from reactlib import data, paths
+    from reactlib.metrics import emotion, evaluation
+
+    if args.split not in data.SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(data.SPLITS)}, got {args.split!r}")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise UsageError(f"folder {args.json.parent} does not exist (writing {args.json})")
+    if not args.pred.is_file():
+        raise DataError(f"{args.pred}: predictions file not found")
+    try:
+        pred = np.load(args.pred, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{args.pred}: not a readable .npy array ({err})") from None
+    cfg = config.resolve(args.profile)
+    corpus = _corpus(args.data, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.NeighbourFallbackWarning)
+        split = corpus.split(args.split, fallback=args.fallback)
+    if split.neighbour_source.startswith("fallback"):
+        print(
+            f"no neighbour matrix for split {args.split!r} in {corpus.root}: appropriate "
+            f"reactions use the {args.fallback!r} fallback",
+            file=sys.stderr,
+        )
+    mapper = None
+    if args.convention == "react2024" and pred.ndim == 4 and pred.shape[-1] == 58:
+        mapper = emotion.emotion_map(corpus, kind=args.emotion_map)
+        print(f"coefficients -> emotion: {mapper.describe()}", file=sys.stderr)
+
+    def bar(iterable):
+        return tqdm(iterable, unit="item", disable=args.quiet, leave=False, file=sys.stderr)
+
+    result = evaluation.evaluate(
+        pred,
+        split,
+        convention=args.convention,
+        emotion_map=mapper,
+        gt_through_map=args.gt_through_map,
+        items=args.items,
+        source=str(args.pred),
+        progress=bar,
+    )
+    result["pred"] = str(args.pred)
+    result["corpus"] = str(corpus.root)
+    for name, value in result["metrics"].items():
+        print(f"{name:<8} {value:.6g}")
+    if result["realism_fd"] is not None:
+        print(f"{'FD':<8} {result['realism_fd']:.6g}  (coefficient Frechet distance, not FVD)")
+        s, g = result["smoothness"], result["smoothness_ground_truth"]
+        print(f"seam jump / velocity {s['seam_ratio']:.3g} (ground truth {g['seam_ratio']:.3g})")
+    print(f"convention {args.convention}, {result['space']}, neighbours: {result['neighbours']}")
+    if args.json is not None:
+        text = json.dumps(result, indent=2, allow_nan=True) + "\n"
+        paths.write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        print(f"-> {args.json}")
+
+
+BENCHMARKS = ("metrics",)
+"""What ``python -m reactlib bench NAME`` runs: ``benchmarks/NAME_speed.py``."""
+
+
+def _bench(args: argparse.Namespace) -> None:
+    import runpy
+
+    from reactlib import paths
+
+    script = paths.repo_root() / "benchmarks" / f"{args.name}_speed.py"
+    if not script.is_file():
+        raise UsageError(f"{script}: benchmark script not found (run from a ReactLab checkout)")
+    saved = sys.argv
+    sys.argv = [str(script), *args.options]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exit_:
+        if exit_.code:
+            raise UsageError(f"bench {args.name}: invalid options {args.options}") from None
+    finally:
+        sys.argv = saved
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -312,7 +462,15 @@ def _train(args: argparse.Namespace) -> None:
     cfg = config.resolve(args.profile, **({} if args.seed is None else {"seed": args.seed}))
     corpus = _corpus(args.data, cfg)
     device = runtime.select_device(args.device)
-    trained = reactdiff.train_model(cfg, corpus, out=args.out, device=device, **dict(args.settings))
+    settings = dict(args.settings)
+    if args.model == "transvae":
+        from reactlib import transvae
+
+        trained = transvae.train_model(cfg, corpus, out=args.out, device=device, **settings)
+    else:
+        if args.model == "diffusion":
+            settings = {**reactdiff.DIFFUSION_MODEL, **settings}
+        trained = reactdiff.train_model(cfg, corpus, out=args.out, device=device, **settings)
     final = trained.log.iloc[-1] if len(trained.log) else None
     loss = "" if final is None else f", final loss {final['loss']:.4f}"
     done = "trained" if trained.trained_now else "already trained"
@@ -323,7 +481,7 @@ def _generate(args: argparse.Namespace) -> None:
     import numpy as np
     from tqdm import tqdm
 
-    from reactlib import data, paths, reactdiff, runtime
+    from reactlib import data, paths, reactdiff, runtime, train
 
     if args.m < 1 or args.steps < 1:
         raise UsageError(f"--m and --steps must be >= 1, got {args.m} and {args.steps}")
@@ -332,7 +490,13 @@ def _generate(args: argparse.Namespace) -> None:
     if not args.out.parent.is_dir():
         raise UsageError(f"folder {args.out.parent} does not exist (writing {args.out})")
     device = runtime.select_device(args.device)
-    model, identity = reactdiff.load(args.ckpt, ema=not args.raw_weights, device=device)
+    kind = train.load_checkpoint(args.ckpt)["identity"].get("model")
+    if kind == "transvae":
+        from reactlib import transvae
+
+        model, identity = transvae.load(args.ckpt, ema=not args.raw_weights, device=device)
+    else:
+        model, identity = reactdiff.load(args.ckpt, ema=not args.raw_weights, device=device)
     cfg = config.resolve(identity["profile"])
     corpus = _corpus(args.data, cfg)
     split = corpus.split(args.split, audio_features=identity["audio_features"])
@@ -346,20 +510,27 @@ def _generate(args: argparse.Namespace) -> None:
     def bar(iterable):
         return tqdm(iterable, unit="chunk", disable=args.quiet, leave=False, file=sys.stderr)
 
-    pred = reactdiff.generate_split(
-        model,
-        split,
-        m=args.m,
-        seed=args.seed,
-        items=items,
-        steps=args.steps,
-        sampler=args.sampler,
-        noise=args.noise,
-        guidance=args.guidance,
-        progress=bar,
-    )
+    if kind == "transvae":  # no sampler: the latent's noise is the only randomness
+        pred = transvae.generate_split(
+            model, split, m=args.m, seed=args.seed, items=items, progress=bar
+        )
+        how = "Trans-VAE"
+    else:
+        pred = reactdiff.generate_split(
+            model,
+            split,
+            m=args.m,
+            seed=args.seed,
+            items=items,
+            steps=args.steps,
+            sampler=args.sampler,
+            noise=args.noise,
+            guidance=args.guidance,
+            progress=bar,
+        )
+        how = f"{args.sampler}, {args.steps} steps"
     paths.write_atomically(args.out, lambda tmp: np.save(tmp, pred))
-    print(f"{pred.shape} reactions ({args.sampler}, {args.steps} steps) -> {args.out}")
+    print(f"{pred.shape} reactions ({how}) -> {args.out}")
 
 
 def _pfl_crop(args: argparse.Namespace) -> int:

@@ -118,6 +118,11 @@ class ReactDiffConfig:
     :class:`CoefficientPath`."""
     path_kernel: int = 5
     """Frames each of the path's two causal convolutions sees."""
+    timestamp: bool = True
+    """Condition on the global timestamp h (False: every frame's embedding is that of h = 0, so
+    the network does not know where in the conversation it is: the "w/o h" row of the paper's
+    Table 2 and, with FBK and FAC off, the "Diffusion model" of its Table 1). The causal mask
+    still uses the real frame indices."""
 
     def __post_init__(self):
         if len(self.channels) != len(self.depths) or not self.channels:
@@ -154,8 +159,14 @@ class ReactDiffConfig:
         return self.lookback if self.speaker_context == "lookback" else 0
 
     def as_dict(self) -> dict:
+        """The fields as plain JSON. Fields added after the configurations already trained and
+        cached (:data:`ADDED_LATER`) are written only when they differ from their default, so
+        those models keep their identity and are not retrained."""
         out = dataclasses.asdict(self)
         out["channels"], out["depths"] = list(self.channels), list(self.depths)
+        for name, default in ADDED_LATER.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     @classmethod
@@ -164,6 +175,11 @@ class ReactDiffConfig:
         d = {"coeff_filter": 0, "filter_basis": False, "coeff_path": 0, **d}
         d["channels"], d["depths"] = tuple(d["channels"]), tuple(d["depths"])
         return cls(**d)
+
+
+ADDED_LATER = {"timestamp": True}
+"""Fields :meth:`ReactDiffConfig.as_dict` leaves out at these defaults (``from_dict`` fills them
+in), so that adding a setting does not change the identity of models trained before it."""
 
 
 PROFILE_SIZES = {
@@ -524,7 +540,8 @@ class ReactDiffNet(nn.Module):
         as ``prepared`` computes it once (the output is the same, tested). Other keywords (the
         whole conditions dict may be passed) are ignored: ``past`` and ``cond_mask`` act in every
         call, so guidance can drop the speaker from prepared conditions."""
-        time = self.time_mapping(timestamp_features(h, self.config.embed, self.config.h_scale))
+        stamp = h if self.config.timestamp else torch.zeros_like(h)
+        time = self.time_mapping(timestamp_features(stamp, self.config.embed, self.config.h_scale))
         # Padding must not reach the output even through a zero attention weight (0 * NaN).
         real = (speaker_h >= 0)[..., None]
         context = torch.where(real, torch.cat([speaker, audio], dim=-1), 0.0)

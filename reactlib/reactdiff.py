@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reactlib import coeffs, data, diffusion, losses, models, online, train
+from reactlib import baselines, coeffs, data, diffusion, losses, models, online, train
 from reactlib.errors import UsageError
 
 FORMAT = 5
@@ -39,6 +39,9 @@ NOISES = ("steps", "tree")
 """Where the SDE sampler's noise comes from: ``steps`` draws each step's increment afresh from
 the stream's seed (one normal draw per step); ``tree`` reads it off a Brownian tree, the same
 path whatever the number of steps (k-diffusion's default, the official sampler's)."""
+DIFFUSION_MODEL = {"timestamp": False, "fbk_weight": 0.0, "fac_weight": 0.0}
+"""The settings that make ReactDiff the "Diffusion model" row of its Table 1: the same network
+and sampler without the global timestamp h and without the FBK and FAC constraints."""
 LOOKBACK = 24
 """The look-back context's default L: SynthReact's listeners react 0.3-0.8 s (8-20 frames) late,
 so 24 speaker frames before a window cover the longest delay for every frame of it."""
@@ -426,12 +429,7 @@ class ReactDiffGenerator:
 
 def speaker_inputs(split: data.Split, items=None) -> tuple[np.ndarray, np.ndarray]:
     """``(speaker (N, T, 58), audio (N, T, A))`` of a split's items (all by default)."""
-    chosen = range(len(split)) if items is None else items
-    speakers = [split.items[k].speaker for k in chosen]
-    return (
-        np.stack([split.coeffs(c) for c in speakers]),
-        np.stack([split.audio_features(c) for c in speakers]),
-    )
+    return baselines.speaker_inputs(split, items)
 
 
 def generate_split(
@@ -446,13 +444,9 @@ def generate_split(
     **generator_kwargs,
 ) -> np.ndarray:
     """``(N, M, T, 58)`` reactions to the speakers of ``split``'s items (all, or ``items``),
-    ``chunk`` speakers at a time; item ``k``'s reactions do not depend on the chunking."""
-    chosen = list(range(len(split)) if items is None else items)
+    ``chunk`` speakers at a time; item ``k``'s reactions do not depend on the chunking
+    (:func:`reactlib.baselines.generate_split` with a :class:`ReactDiffGenerator`)."""
     generator = ReactDiffGenerator(model, **generator_kwargs)
-    out = []
-    starts = range(0, len(chosen), chunk)
-    for begin in progress(starts) if progress else starts:
-        part = chosen[begin : begin + chunk]
-        speaker, audio = speaker_inputs(split, part)
-        out.append(online.generate(generator, speaker, audio, m=m, seed=seed, items=part).numpy())
-    return np.concatenate(out).astype(np.float32)
+    return baselines.generate_split(
+        generator, split, m=m, seed=seed, items=items, chunk=chunk, progress=progress
+    )

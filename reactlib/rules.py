@@ -94,19 +94,15 @@ def speaker_items(split: data.Split) -> tuple[list[int], np.ndarray]:
 def mean_listener(train_listeners: np.ndarray, n: int, m: int, frames: int) -> np.ndarray:
     """The trivial baseline: the mean frame of the training listeners ``(..., 58)``, repeated to
     ``(n, m, frames, 58)`` float64. It ignores the speaker, so any rule it seems to follow is
-    a property of the figure, not of a model."""
-    train_listeners = np.asarray(train_listeners, dtype=np.float64)
-    if train_listeners.ndim < 1 or train_listeners.shape[-1] != coeffs.NUM_COEFFS:
-        raise UsageError(
-            f"train_listeners must be (..., {coeffs.NUM_COEFFS}) coefficients, "
-            f"got shape {train_listeners.shape}"
-        )
-    if train_listeners.size == 0:
-        raise UsageError("train_listeners holds no frames")
+    a property of the figure, not of a model. The frame is :func:`reactlib.baselines.mean_frame`
+    (the ``Mean frame`` baseline's)."""
+    # Imported here: reactlib.baselines imports torch, which importing rules need not.
+    from reactlib.baselines import mean_frame
+
+    frame = mean_frame(train_listeners)
     for name, value in (("n", n), ("m", m), ("frames", frames)):
         if not isinstance(value, int | np.integer) or value < 1:
             raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
-    frame = train_listeners.reshape(-1, coeffs.NUM_COEFFS).mean(axis=0)
     return np.broadcast_to(frame, (n, m, frames, coeffs.NUM_COEFFS)).copy()
 
 
@@ -135,6 +131,12 @@ def rule_figures(
     - ``nods_pause_per_s``, ``nods_speech_per_s``: nods (:func:`reactlib.synth.nod_counts` on the
       pitch, attributed at ``delay_s``) per second of speaker pause and of speech, pooled over
       every reaction; ``nod_pause_ratio``: the first over the second (inf with no speech nods).
+    - ``brow_corr``: the mean over reactions of :func:`reactlib.synth.brow_response`'s
+      correlation of the reaction's ``browInnerUp`` with the speaker's ``delay_s`` earlier (brows
+      raised at the speaker's surprise); ``lean_in_corr``: the mean of
+      :func:`reactlib.synth.lean_in`, the correlation of the reaction's approach ``-tz`` with the
+      speaker's low-passed arousal ``delay_s`` earlier. Both over the reactions where they are
+      defined (a reaction whose brows or depth never move has none).
     - ``within_speaker_spread``: the mean over items of the mean RMS distance (over frames and
       the 58 coefficients) between two reactions to the item; ``between_speaker_spread``: the
       mean RMS distance between reaction m of item i and reaction m of item j, over item pairs
@@ -168,13 +170,9 @@ def rule_figures(
             f"got {max_lag_s} s ({max_lag} frames)"
         )
 
-    seams = window * np.arange(1, frames // window)
-    seam_mask = np.zeros(frames - 1, dtype=bool)  # over the frame changes x[t] - x[t-1], t >= 1
-    seam_mask[seams - 1] = True
     lags, peaks = np.full((n, m), np.nan), np.full((n, m), np.nan)
     nods = np.zeros(4)  # nods in pauses, nods in speech, seconds of pause, seconds of speech
-    step_sums = np.zeros(2)  # summed frame changes at seams and elsewhere
-    within = []
+    within, brows, leans = [], [], []
     for i in range(n):
         x = reactions[i].astype(np.float64)
         leader = np.diff(synth.smile_signal(speaker[i]))
@@ -185,8 +183,8 @@ def rule_figures(
         for reaction in x:
             counts = synth.nod_counts(reaction[:, _PITCH], voiced[i], delay)
             nods += [counts[key] for key in ("nods_pause", "nods_speech", "pause_s", "speech_s")]
-        change = np.abs(np.diff(x, axis=1)).sum(axis=(0, 2))
-        step_sums += [change[seam_mask].sum(), change[~seam_mask].sum()]
+            brows.append(synth.brow_response(speaker[i], reaction, delay)["corr"])
+            leans.append(synth.lean_in(speaker[i], reaction, delay))
         if m > 1:
             within.append(_pairwise_rms(x.reshape(m, -1))[np.triu_indices(m, k=1)].mean())
 
@@ -195,10 +193,10 @@ def rule_figures(
     timed = ~np.isnan(delays_s)
     pause_rate = nods[0] / nods[2] if nods[2] > 0 else math.nan
     speech_rate = nods[1] / nods[3] if nods[3] > 0 else math.nan
-    per_change = m * coeffs.NUM_COEFFS
-    seam_step = step_sums[0] / (seam_mask.sum() * per_change) if seams.size else math.nan
-    others = (~seam_mask).sum()
-    within_step = step_sums[1] / (others * per_change) if others else math.nan
+    # Imported here: reactlib.metrics imports all its modules, which importing rules need not.
+    from reactlib.metrics.realism import smoothness
+
+    steps = smoothness(reactions, window, nan_policy="propagate")
     within_spread = float(np.mean(within)) if within else math.nan
     between_spread = _between_speaker_spread(reactions, speaker, seed)
     # Column-major, so that pair_statistics reads each coefficient over all frames contiguously
@@ -218,12 +216,14 @@ def rule_figures(
         "nods_pause_per_s": float(pause_rate),
         "nods_speech_per_s": float(speech_rate),
         "nod_pause_ratio": _ratio(pause_rate, speech_rate),
+        "brow_corr": _finite_mean(brows),
+        "lean_in_corr": _finite_mean(leans),
         "within_speaker_spread": within_spread,
         "between_speaker_spread": between_spread,
         "spread_ratio": _ratio(within_spread, between_spread),
-        "seam_step": float(seam_step),
-        "within_step": float(within_step),
-        "seam_ratio": _ratio(seam_step, within_step),
+        "seam_step": steps["seam_jump"],
+        "within_step": steps["velocity"],
+        "seam_ratio": steps["seam_ratio"],
         "symmetric_corr": _mean_defined(pairs.loc[pairs.kind == "symmetric", "corr"]),
         "co_occurring_corr": _mean_defined(pairs.loc[pairs.kind == "co_occurring", "corr"]),
         "exclusive_both_active": _mean_defined(
@@ -336,6 +336,13 @@ def _ratio(numerator: float, denominator: float) -> float:
     if denominator == 0:
         return math.inf if numerator > 0 else math.nan
     return float(numerator / denominator)
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values, NaN when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else math.nan
 
 
 def _mean_defined(values: pd.Series) -> float:

@@ -314,6 +314,27 @@ def test_timestamps_enter(atol=1e-4):
     assert frame_change(run(net, inputs), run(net, later)).min() > atol
 
 
+def test_without_timestamps_the_time_in_the_conversation_has_no_effect(atol=1e-6):
+    """``timestamp=False`` (the "w/o h" and "Diffusion model" rows): the same shift that
+    changes every frame above changes nothing, while the causal mask still holds."""
+    net, inputs = make_net(timestamp=False), make_inputs()
+    later = {**inputs, "h": inputs["h"] + 300, "speaker_h": inputs["speaker_h"] + 300}
+    torch.testing.assert_close(run(net, inputs), run(net, later), atol=atol, rtol=0)
+    changed = with_changed(inputs, "speaker", slice(-1, None))
+    assert frame_change(run(net, inputs), run(net, changed))[:-1].abs().max() < atol
+
+
+def test_settings_added_later_keep_old_identities():
+    """A new setting at its default is left out of ``as_dict``, so models trained before it keep
+    their identity (and their cached checkpoints); any other value is written and read back."""
+    config = profile_config("ci")
+    assert "timestamp" not in config.as_dict()
+    off = dataclasses.replace(config, timestamp=False)
+    assert off.as_dict()["timestamp"] is False
+    assert ReactDiffConfig.from_dict(json.loads(json.dumps(off.as_dict()))) == off
+    assert ReactDiffConfig.from_dict(config.as_dict()) == config
+
+
 @pytest.mark.parametrize("h", [0, 100, 740, 5000])
 def test_timestamp_features_are_smooth(h):
     f = timestamp_features(torch.tensor([h, h + 1, h + 300]), 64, 750.0)

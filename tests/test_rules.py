@@ -23,6 +23,8 @@ FIGURES = (
     "nods_pause_per_s",
     "nods_speech_per_s",
     "nod_pause_ratio",
+    "brow_corr",
+    "lean_in_corr",
     "within_speaker_spread",
     "between_speaker_spread",
     "spread_ratio",
@@ -373,6 +375,32 @@ def test_ground_truth_listeners_follow_the_rules(corpus, delay_range_s, min_nod_
     assert figures["between_speaker_spread"] > 0
 
 
+def test_brows_and_lean_follow_the_own_speaker_not_another(corpus):
+    """The real listeners raise their brows and lean in with their own speaker; scored against
+    another item's speaker the same reactions do not (the figures can drop)."""
+    speaker, voiced = rules.speaker_context(corpus, "test")
+    listeners = corpus.split("test").stack("coeffs", "listener")[:, None]
+    n, faces = len(speaker), listeners[:, 0]
+    # The smallest shift of the items that gives every item a speaker clip other than its own
+    # and other than its listener's own face (in a mirrored split, that is another item's speaker).
+    shift = next(
+        s
+        for s in range(1, n)
+        if all(
+            (speaker[k] != speaker[(k + s) % n]).any() and (faces[k] != speaker[(k + s) % n]).any()
+            for k in range(n)
+        )
+    )
+    own = rules.rule_figures(listeners, speaker, voiced)
+    other = rules.rule_figures(
+        listeners, np.roll(speaker, shift, axis=0), np.roll(voiced, shift, axis=0)
+    )
+    # Speakers' brows share some slow structure across conversations (0.5 to 0.7 against another
+    # speaker in the ci corpus), so the margins are what matter.
+    assert own["brow_corr"] > other["brow_corr"] + 0.15
+    assert own["lean_in_corr"] > other["lean_in_corr"] + 0.3
+
+
 def test_the_mean_listener_follows_no_rule(corpus):
     speaker, voiced = rules.speaker_context(corpus, "test")
     train = corpus.split("train").stack("coeffs", "listener")
@@ -382,6 +410,8 @@ def test_the_mean_listener_follows_no_rule(corpus):
     assert figures["within_speaker_spread"] == pytest.approx(0.0, abs=1e-12)
     assert figures["between_speaker_spread"] == pytest.approx(0.0, abs=1e-12)
     assert figures["nods_pause_per_s"] == figures["nods_speech_per_s"] == 0.0
+    for name in ("brow_corr", "lean_in_corr"):  # a constant face: no (or a rounding) correlation
+        assert math.isnan(figures[name]) or abs(figures[name]) < 1e-6
 
 
 def test_speaker_context_needs_synthreact(tmp_path):

@@ -1,0 +1,20 @@
+"""How good are generated reactions? The REACT metrics in three conventions, realism and smoothness.
+
+- :mod:`reactlib.metrics.react`: FRCorr, FRDist, FRDiv, FRVar, FRDvs and FRSyn
+  (:func:`react_metrics`), exactly as the REACT 2024 challenge code computes them (``react2024``),
+  as ReactFace's evaluation script does (``reactface``), or a documented ``clean`` variant; with
+  the exact DTW, CCC and TLCC they are built on.
+- :mod:`reactlib.metrics.realism`: the coefficient Frechet distance (a realism score in
+  coefficient space; not FVD) and smoothness (seam jump, velocity, jerk).
+"""
+
+from reactlib.metrics.react import (
+    CONVENTIONS,
+    EMOTION_BLOCKS,
+    ccc,
+    dtw,
+    react_metrics,
+    tlcc_offset,
+)
+
+__all__ = ["CONVENTIONS", "EMOTION_BLOCKS", "ccc", "dtw", "react_metrics", "tlcc_offset"]
