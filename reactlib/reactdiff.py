@@ -341,7 +341,7 @@ def _seed_pair(seed: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
-class ReactDiffGenerator:
+class ReactDiffGenerator(online.ModelGenerator):
     """ReactDiff as an :mod:`reactlib.online` generator: one sampled window per call.
 
     ``sampler`` ``sde`` is DPM-Solver++(2M) SDE (the paper's), ``ode`` DPM-Solver++(2M);
@@ -369,21 +369,14 @@ class ReactDiffGenerator:
             raise UsageError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
         if steps < 1:
             raise UsageError(f"steps must be >= 1, got {steps}")
-        self.model = model.eval()
+        super().__init__(model)
         self.sigmas = diffusion.reactdiff_sigmas(steps)
         self.sampler = sampler
         self.guidance = float(guidance)
         self.noise = noise
         self.callback = callback
 
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
-        # Sampled in inference mode (a few per cent faster than no_grad), returned as an ordinary
-        # tensor (cloned outside it) so that post-processing may change it in place.
-        with torch.inference_mode():
-            frames = self._sample(ctx)
-        return frames.clone()
-
-    def _sample(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         model, config = self.model, self.model.config
         if ctx.audio is None:
             raise UsageError("ReactDiff needs the speaker's audio features")
@@ -395,11 +388,7 @@ class ReactDiffGenerator:
             "audio": model.normalize_audio(ctx.audio[:, lo : ctx.stop].to(device)),
             "h": ctx.frames.to(device).expand(streams, length),
             "speaker_h": torch.arange(lo, ctx.stop, device=device).expand(streams, -1),
-            "past": (
-                torch.zeros(streams, coeffs.NUM_COEFFS, device=device)
-                if ctx.past is None
-                else model.normalize(ctx.past.to(device))
-            ),
+            "past": self.past(ctx, device),
         }
         # the part of every network call that depends on the conditions alone, computed once
         cond["prepared"] = model.denoiser.inner.prepare(**cond)

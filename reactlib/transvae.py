@@ -297,20 +297,12 @@ def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[TransVAE,
     return model.to(device).eval(), ident
 
 
-class TransVAEGenerator:
+class TransVAEGenerator(online.ModelGenerator):
     """Trans-VAE as an :mod:`reactlib.online` generator: each stream draws its latent's noise
     from its window seed; windows longer than the model's are decoded in chunks (module
     docstring)."""
 
-    def __init__(self, model: TransVAE):
-        self.model = model.eval()
-
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
-        with torch.inference_mode():
-            out = self._window(ctx)
-        return out.clone()
-
-    def _window(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         model, config = self.model, self.model.config
         if ctx.audio is None:
             raise UsageError("Trans-VAE needs the speaker's audio features")
@@ -322,11 +314,7 @@ class TransVAEGenerator:
                 for s in ctx.seeds
             ]
         ).to(device)
-        past = (
-            torch.zeros(streams, coeffs.NUM_COEFFS, device=device)
-            if ctx.past is None
-            else model.normalize(ctx.past.to(device))
-        )
+        past = self.past(ctx, device)
         chunks = []
         for begin in range(ctx.start, ctx.stop, config.window):
             end = min(begin + config.window, ctx.stop)

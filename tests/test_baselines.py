@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import baselines, config, data, online, rules, synth
+from reactlib import baselines, online, rules
 from reactlib.errors import UsageError
 
 torch.set_num_threads(1)
@@ -15,13 +15,6 @@ torch.set_num_threads(1)
 W = 16
 NAMES = tuple(baselines.BASELINES)
 DETERMINISTIC = ("GT", "Mirror", "NN motion", "NN audio", "Mean frame")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The ci-size SynthReact corpus, written once (read-only for the tests)."""
-    cfg = config.resolve("ci", progress=False)
-    return data.Corpus(synth.ensure(cfg, tmp_path_factory.mktemp("baselines") / "c", videos=0))
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,9 @@ import numpy as np
 import pytest
 from react_fixture import make_react_fixture
 
-from reactlib import cli, coeffs, config, data, synth
+from reactlib import cli, coeffs, data
 from reactlib.errors import DataError, UsageError
 from reactlib.metrics import emotion, evaluation
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The ci-size SynthReact corpus (read-only for the tests)."""
-    cfg = config.resolve("ci")
-    return data.Corpus(synth.ensure(cfg, tmp_path_factory.mktemp("ev") / "c", videos=0))
 
 
 @pytest.fixture(scope="module")

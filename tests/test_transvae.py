@@ -11,19 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import cli, config, data, online, reactdiff, synth, train, transvae
+from reactlib import cli, online, reactdiff, train, transvae
 from reactlib.errors import UsageError
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return config.resolve("ci", progress=False)
-
-
-@pytest.fixture(scope="module")
-def corpus(cfg, tmp_path_factory):
-    root = synth.ensure(cfg, tmp_path_factory.mktemp("corpus") / "synth", videos=0)
-    return data.Corpus(root)
 
 
 @pytest.fixture(scope="module")
