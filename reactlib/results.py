@@ -11,6 +11,7 @@ setting), never silently dropped.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -104,6 +105,10 @@ SCHEMA: dict[str, Any] = {
         "tables": {
             "type": "object",
             "additionalProperties": {"type": "string", "pattern": r"^[^/\\]+\.csv$"},
+        },
+        "table_sha256": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
     },
 }
@@ -299,13 +304,24 @@ def save(
         "tables": {name: f"{name}.csv" for name in tables or {}},
     }
     validate(doc)  # before anything is written
+    digests = {}
     for name, frame in (tables or {}).items():
         keep_index = frame.index.name is not None or frame.index.nlevels > 1
-        paths.write_atomically(out / doc["tables"][name], partial(frame.to_csv, index=keep_index))
+        written = paths.write_atomically(
+            out / doc["tables"][name], partial(frame.to_csv, index=keep_index)
+        )
+        digests[name] = file_sha256(written)
+    if digests:  # so a copied table can be checked against what the run wrote
+        doc["table_sha256"] = digests
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     target = out / METRICS_FILE
     paths.write_atomically(target, lambda p: p.write_text(text, encoding="utf-8"))
     return target
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load(path: str | Path) -> dict[str, Any]:

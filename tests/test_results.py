@@ -89,7 +89,11 @@ def test_save_writes_a_complete_document(cfg, tmp_path, monkeypatch):
 
     assert path == tmp_path / "metrics.json"
     doc = json.loads(path.read_text(encoding="utf-8"))
-    assert set(doc) == set(results.SCHEMA["properties"]) == set(results.SCHEMA["required"])
+    # Every property but the table digests, written only with tables, is required.
+    optional = {"table_sha256"}
+    assert (
+        set(doc) == set(results.SCHEMA["properties"]) - optional == set(results.SCHEMA["required"])
+    )
     assert doc["schema_version"] == results.SCHEMA_VERSION == 1
     assert doc["notebook"] == "01_train"
     assert doc["profile"] == "ci"
@@ -765,3 +769,21 @@ def test_committed_results_are_valid_and_traceable():
         assert doc["git"]["dirty"] is False, f"{where} comes from an uncommitted tree"
         assert path.parent.parent.name == doc["profile"], where
         assert path.parent.name == doc["notebook"] and doc["notebook"] in listed, where
+        # A committed table must be the one the run wrote, byte for byte.
+        for name, digest in doc.get("table_sha256", {}).items():
+            table = path.parent / doc["tables"][name]
+            if table.exists():
+                assert results.file_sha256(table) == digest, f"{table} differs from the run's"
+
+
+def test_saved_tables_carry_their_digest(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.Index(["x", "y"], name="row"))
+    path = results.save(
+        "03_eval", resolve("ci"), {"x": 1}, tables={"t": frame}, results_dir=tmp_path
+    )
+    doc = results.load(path)
+    assert doc["table_sha256"]["t"] == results.file_sha256(tmp_path / "t.csv")
+    (tmp_path / "t.csv").write_text("row,a\nx,1.0\ny,2.5\n")  # an edited table no longer matches
+    assert results.file_sha256(tmp_path / "t.csv") != doc["table_sha256"]["t"]
