@@ -8,6 +8,7 @@
   coefficient space; not FVD) and smoothness (seam jump, velocity, jerk).
 """
 
+from reactlib.metrics import emotion, evaluation, paper, react, realism
 from reactlib.metrics.react import (
     CONVENTIONS,
     EMOTION_BLOCKS,
@@ -17,4 +18,16 @@ from reactlib.metrics.react import (
     tlcc_offset,
 )
 
-__all__ = ["CONVENTIONS", "EMOTION_BLOCKS", "ccc", "dtw", "react_metrics", "tlcc_offset"]
+__all__ = [
+    "CONVENTIONS",
+    "EMOTION_BLOCKS",
+    "ccc",
+    "dtw",
+    "emotion",
+    "evaluation",
+    "paper",
+    "react",
+    "react_metrics",
+    "realism",
+    "tlcc_offset",
+]
