@@ -158,7 +158,12 @@ def test_committed_results_files_carry_provenance():
         doc = json.loads(path.read_text())
         assert doc["benchmark"] == path.stem
         provenance = doc["provenance"]
-        assert "benchmarks/" in provenance["command"]  # the script that wrote it
+        # the script that wrote it, or `python -m reactlib bench NAME`, which runs that script
+        command = provenance["command"]
+        assert (
+            "benchmarks/" in command
+            or f"reactlib bench {path.stem.removesuffix('_speed')}" in command
+        )
         assert set(provenance["machine"]) >= {"cpu", "cores", "memory_bytes"}
         assert set(provenance["git"]) == {"commit", "dirty"}
         assert doc["figures"]
