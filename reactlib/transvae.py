@@ -145,9 +145,8 @@ class TransVAENet(nn.Module):
         mu, logvar = self.to_latent(pooled).chunk(2, dim=-1)
         return mu, logvar.clamp(-10, 10), encoded
 
-    def decode(self, z, encoded, valid, past, frames: int):
+    def decode(self, z, encoded, past, frames: int):
         """``(B, frames, 58)`` for the last ``frames`` frames of the speaker context."""
-        d = self.config.width
         s = encoded.shape[1]
         queries = (
             self.latent_in(z)[:, None] + self.query_position[:frames] + self.past_in(past)[:, None]
@@ -162,13 +161,12 @@ class TransVAENet(nn.Module):
         y = self.decoder(queries, encoded, tgt_mask=causal, memory_mask=cross)
         h0, c0 = torch.tanh(self.state_in(past)).chunk(2, dim=-1)
         y, _ = self.lstm(y, (h0[None].contiguous(), c0[None].contiguous()))
-        del d
         return self.out(y)
 
     def forward(self, speaker, audio, valid, past, eps, frames: int):
         mu, logvar, encoded = self.encode(speaker, audio, valid)
         z = mu + torch.exp(0.5 * logvar) * eps
-        return self.decode(z, encoded, valid, past, frames), mu, logvar
+        return self.decode(z, encoded, past, frames), mu, logvar
 
 
 class TransVAE(nn.Module):
