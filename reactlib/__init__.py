@@ -32,6 +32,7 @@ _SUBMODULES = (
     "online",
     "paths",
     "pfl",
+    "posnet",
     "reactdiff",
     "render",
     "results",

@@ -430,11 +430,13 @@ def generate_split(
     items=None,
     chunk: int = 8,
     window: int | None = None,
+    post: online.PostProcess | None = None,
     progress: Callable | None = None,
 ) -> np.ndarray:
     """``(N, M, T, 58)`` float32 reactions of ``generator`` to the speakers of ``split``'s items
-    (all, or ``items``), ``chunk`` speakers at a time through :func:`reactlib.online.generate`;
-    item ``k``'s reactions do not depend on the chunking (the seeds follow the item).
+    (all, or ``items``), ``chunk`` speakers at a time through :func:`reactlib.online.generate`
+    (``post``: its post-processor, e.g. a :mod:`reactlib.posnet` seam fix); item ``k``'s
+    reactions do not depend on the chunking (the seeds follow the item).
 
     - ``window`` is the loop's window: by default the generator's ``window`` attribute (the NN
       baselines' segment length), else :data:`reactlib.online.WINDOW`.
@@ -458,6 +460,8 @@ def generate_split(
         part = [int(k) for k in chosen[begin : begin + chunk]]
         speaker, audio = speaker_inputs(split, part, audio=uses_audio)
         gen = generator.select(split, part) if hasattr(generator, "select") else generator
-        reactions = online.generate(gen, speaker, audio, m=m, seed=seed, window=window, items=part)
+        reactions = online.generate(
+            gen, speaker, audio, m=m, seed=seed, window=window, post=post, items=part
+        )
         out.append(reactions.numpy())
     return np.concatenate(out).astype(np.float32)

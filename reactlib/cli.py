@@ -176,9 +176,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     trainer.add_argument(
         "model",
-        choices=("reactdiff", "diffusion", "transvae"),
+        choices=("reactdiff", "diffusion", "transvae", "posnet"),
         help="reactdiff; diffusion (ReactDiff without h, FBK and FAC: Table 1's \"Diffusion "
-        'model"); transvae (the REACT baseline Trans-VAE)',
+        "model\"); transvae (the REACT baseline Trans-VAE); posnet (PFLPosNet's head-pose "
+        "smoother, trained on the reactions of the generator --on CKPT to the train split)",
+    )
+    trainer.add_argument(
+        "--on", type=Path, metavar="CKPT", help="posnet: the generator checkpoint it learns on"
+    )
+    trainer.add_argument(
+        "--m", type=int, default=2, help="posnet: reactions per training speaker (default 2)"
+    )
+    trainer.add_argument(
+        "--items", type=int, metavar="N", help="posnet: only the first N training speakers"
     )
     trainer.add_argument("--profile", choices=config.VALID_PROFILES, help="profile (default: auto)")
     trainer.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
@@ -217,6 +227,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--items", type=int, metavar="N", help="only the first N items")
     gen.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     gen.add_argument("--raw-weights", action="store_true", help="the raw weights, not the EMA")
+    gen.add_argument(
+        "--posnet", type=Path, metavar="CKPT", help="smooth head pose with this trained PosNet"
+    )
+    gen.add_argument(
+        "--seam-fix",
+        choices=("none", "linear", "cubic", "moving_average"),
+        default="none",
+        help="a non-learned head-pose seam fix instead (default: none)",
+    )
     gen.add_argument("--out", type=Path, required=True, metavar="PRED.npy")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -463,7 +482,22 @@ def _train(args: argparse.Namespace) -> None:
     corpus = _corpus(args.data, cfg)
     device = runtime.select_device(args.device)
     settings = dict(args.settings)
-    if args.model == "transvae":
+    if (args.on is not None) != (args.model == "posnet"):
+        raise UsageError("--on CKPT goes with posnet, and posnet needs it")
+    if args.model == "posnet":
+        from reactlib import posnet
+
+        if args.m < 1:
+            raise UsageError(f"--m must be >= 1, got {args.m}")
+        kind, generator, identity = _load_generator(args.on, device, raw_weights=False)
+        split = corpus.split("train", audio_features=identity["audio_features"])
+        items = None if args.items is None else range(min(args.items, len(split)))
+        print(f"generating {args.m} {kind} reactions per training speaker to learn on ...")
+        reactions, _ = _split_reactions(kind, generator, split, m=args.m, items=items, seed=0)
+        trained = posnet.train_model(
+            cfg, reactions, source=kind, out=args.out, device=device, **settings
+        )
+    elif args.model == "transvae":
         from reactlib import transvae
 
         trained = transvae.train_model(cfg, corpus, out=args.out, device=device, **settings)
@@ -477,11 +511,44 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{done}: {trained.step} steps{loss} -> {trained.out / 'checkpoint.pt'}")
 
 
+def _load_generator(ckpt: Path, device, raw_weights: bool):
+    """``(kind, model, identity)`` of a generator checkpoint: Trans-VAE or ReactDiff."""
+    from reactlib import reactdiff, train
+
+    kind = train.load_checkpoint(ckpt)["identity"].get("model")
+    if kind == "posnet":
+        raise UsageError(f"{ckpt}: a PosNet checkpoint; pass it as --posnet with a generator's")
+    if kind == "transvae":
+        from reactlib import transvae
+
+        model, identity = transvae.load(ckpt, ema=not raw_weights, device=device)
+    else:
+        model, identity = reactdiff.load(ckpt, ema=not raw_weights, device=device)
+    return kind, model, identity
+
+
+def _split_reactions(kind, model, split, *, post=None, progress=None, **options):
+    """``(reactions (N, M, T, 58), how)`` of a loaded generator; ``options``: ``m``, ``seed``,
+    ``items`` and, for ReactDiff, the sampler's ``steps``, ``sampler``, ``noise``,
+    ``guidance``."""
+    from reactlib import reactdiff
+
+    common = {k: options.pop(k) for k in ("m", "seed", "items")}
+    if kind == "transvae":  # no sampler: the latent's noise is the only randomness
+        from reactlib import transvae
+
+        pred = transvae.generate_split(model, split, post=post, progress=progress, **common)
+        return pred, "Trans-VAE"
+    pred = reactdiff.generate_split(model, split, post=post, progress=progress, **common, **options)
+    steps, sampler = options.get("steps", 50), options.get("sampler", "sde")
+    return pred, f"{sampler}, {steps} steps"
+
+
 def _generate(args: argparse.Namespace) -> None:
     import numpy as np
     from tqdm import tqdm
 
-    from reactlib import data, paths, reactdiff, runtime, train
+    from reactlib import data, paths, posnet, runtime
 
     if args.m < 1 or args.steps < 1:
         raise UsageError(f"--m and --steps must be >= 1, got {args.m} and {args.steps}")
@@ -489,14 +556,15 @@ def _generate(args: argparse.Namespace) -> None:
         raise UsageError(f"--split must be one of {', '.join(data.SPLITS)}, got {args.split!r}")
     if not args.out.parent.is_dir():
         raise UsageError(f"folder {args.out.parent} does not exist (writing {args.out})")
+    if args.posnet is not None and args.seam_fix != "none":
+        raise UsageError("--posnet and --seam-fix are two fixes; choose one")
     device = runtime.select_device(args.device)
-    kind = train.load_checkpoint(args.ckpt)["identity"].get("model")
-    if kind == "transvae":
-        from reactlib import transvae
-
-        model, identity = transvae.load(args.ckpt, ema=not args.raw_weights, device=device)
+    kind, model, identity = _load_generator(args.ckpt, device, args.raw_weights)
+    if args.posnet is not None:
+        smoother, _ = posnet.load(args.posnet, ema=not args.raw_weights, device=device)
+        post = posnet.make_fix("posnet", smoother)
     else:
-        model, identity = reactdiff.load(args.ckpt, ema=not args.raw_weights, device=device)
+        post = posnet.make_fix(args.seam_fix)
     cfg = config.resolve(identity["profile"])
     corpus = _corpus(args.data, cfg)
     split = corpus.split(args.split, audio_features=identity["audio_features"])
@@ -510,25 +578,16 @@ def _generate(args: argparse.Namespace) -> None:
     def bar(iterable):
         return tqdm(iterable, unit="chunk", disable=args.quiet, leave=False, file=sys.stderr)
 
-    if kind == "transvae":  # no sampler: the latent's noise is the only randomness
-        pred = transvae.generate_split(
-            model, split, m=args.m, seed=args.seed, items=items, progress=bar
+    options = dict(m=args.m, seed=args.seed, items=items)
+    if kind != "transvae":
+        options.update(
+            steps=args.steps, sampler=args.sampler, noise=args.noise, guidance=args.guidance
         )
-        how = "Trans-VAE"
-    else:
-        pred = reactdiff.generate_split(
-            model,
-            split,
-            m=args.m,
-            seed=args.seed,
-            items=items,
-            steps=args.steps,
-            sampler=args.sampler,
-            noise=args.noise,
-            guidance=args.guidance,
-            progress=bar,
-        )
-        how = f"{args.sampler}, {args.steps} steps"
+    pred, how = _split_reactions(kind, model, split, post=post, progress=bar, **options)
+    if args.posnet is not None:
+        how += ", PosNet"
+    elif args.seam_fix != "none":
+        how += f", {args.seam_fix} seam fix"
     paths.write_atomically(args.out, lambda tmp: np.save(tmp, pred))
     print(f"{pred.shape} reactions ({how}) -> {args.out}")
 

@@ -1,4 +1,5 @@
-"""ReactDiff's training objective (paper eqs 7-10): the diffusion loss and the two constraints.
+"""ReactDiff's training objective (paper eqs 7-10): the diffusion loss and the two constraints;
+and PosNet's (PFLPosNet eqs 15-18, at the end of the module).
 
 Every term compares the network's output ``F`` with its target ``tau = (x0 - c_skip x) / c_out``
 (:meth:`reactlib.diffusion.Denoiser.output_and_target`): the EDM loss is their squared error with
@@ -152,3 +153,76 @@ def reactdiff_loss(
         "late_share": float(late.mean()),
     }
     return total.mean(), logs
+
+
+# --- PosNet (PFLPosNet eqs 15-18) ---------------------------------------------------------------
+
+POSNET_LAMBDAS = (1.0, 1.0, 0.2)
+"""The paper's weights of L_connect, L_sm1 and L_sm2."""
+
+
+def connect_loss(past: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+    """Eq 15 per item ``(B,)``: ``|P_{t-w+1} - P_{t-w}|``, the jump from the previous window's
+    last pose ``past (B, 6)`` to the window's first ``poses (B, L, 6)``; ``|.|`` is the mean
+    absolute value over the six coordinates (here and below)."""
+    return (poses[:, 0] - past).abs().mean(dim=-1)
+
+
+def sm1_loss(poses: torch.Tensor) -> torch.Tensor:
+    """Eq 16 per item: the mean over the window of ``|P_{i+1} - P_i|``."""
+    return poses.diff(dim=1).abs().mean(dim=(1, 2))
+
+
+def sm2_loss(poses: torch.Tensor) -> torch.Tensor:
+    """Eq 17 in its second-order form, per item: the mean of ``|P_{i+2} - 2 P_{i+1} + P_i|``.
+    As printed, eq 17 averages ``|P_{i+2} - P_{i+1}| - |P_{i+1} - P_i|``, which telescopes to
+    the last step minus the first over ``w - 2`` (:func:`sm2_printed`): it ignores every frame in
+    between, and minimising it makes the first step large."""
+    return poses.diff(n=2, dim=1).abs().mean(dim=(1, 2))
+
+
+def sm2_printed(poses: torch.Tensor) -> torch.Tensor:
+    """Eq 17 exactly as printed, per item: the mean over ``i`` of
+    ``|P_{i+2} - P_{i+1}| - |P_{i+1} - P_i|``."""
+    step = poses.diff(dim=1).abs()
+    return (step[:, 1:] - step[:, :-1]).mean(dim=(1, 2))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosNetLossSettings:
+    """What PosNet's objective (eq 18) combines: a fidelity term and the three smoothness terms.
+
+    Eq 18 adds L_connect, L_sm1 and L_sm2 to the generator's own losses. With the generator
+    frozen, those reach PosNet only through its output poses, and on their own the smoothness
+    terms are minimised by a pose that never moves. ``fidelity`` weighs the mean squared
+    distance from the adjusted poses to a reference: the generator's poses (default: PosNet
+    then changes as little as it can while closing the seams, and needs no ground truth) or the
+    real listener's (as the official training does)."""
+
+    connect: float = POSNET_LAMBDAS[0]
+    sm1: float = POSNET_LAMBDAS[1]
+    sm2: float = POSNET_LAMBDAS[2]
+    fidelity: float = 1.0
+
+    def __post_init__(self):
+        if min(self.connect, self.sm1, self.sm2, self.fidelity) < 0:
+            raise UsageError("PosNet loss weights must be >= 0")
+
+
+def posnet_loss(
+    adjusted: torch.Tensor,
+    reference: torch.Tensor,
+    past: torch.Tensor,
+    settings: PosNetLossSettings = PosNetLossSettings(),
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq 18 for PosNet over a batch of windows ``(B, L, 6)`` (normalised poses), the previous
+    adjusted pose ``past (B, 6)`` and the ``reference`` poses; returns the batch mean and its
+    parts for the log."""
+    parts = {
+        "fidelity": (adjusted - reference).pow(2).mean(dim=(1, 2)),
+        "connect": connect_loss(past, adjusted),
+        "sm1": sm1_loss(adjusted),
+        "sm2": sm2_loss(adjusted),
+    }
+    total = sum(getattr(settings, name) * value for name, value in parts.items())
+    return total.mean(), {name: float(value.detach().mean()) for name, value in parts.items()}

@@ -108,63 +108,30 @@ class Recipe:
         }
 
 
-def _fields(cls) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
-
-
-def _coerce(value, like):
-    """A ``--set`` string (or any value) converted to the type of a field's default."""
-    if not isinstance(value, str):
-        return value
-    if isinstance(like, bool):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise UsageError(f"expected true or false, got {value!r}")
-        return value.lower() in ("true", "1")
-    if isinstance(like, tuple):
-        parts = [p for p in value.replace(" ", "").split(",") if p]
-        return tuple(type(like[0])(p) if like else p for p in parts)
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float) or like is None:
-        return float(value) if value.lower() != "none" else None
-    return value
-
-
 def recipe(cfg, **overrides) -> Recipe:
     """The profile's recipe with overrides by field name (of :class:`models.ReactDiffConfig`,
     :class:`losses.LossSettings`, :class:`train.TrainSettings`, or ``audio_features``); values may
     be strings, as ``--set KEY=VALUE`` gives them."""
-    base_net = models.profile_config(cfg.profile, window=cfg.window)
-    base_train = train.TrainSettings(
-        steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=cfg.seed
-    )
-    groups = {
-        "net": (base_net, _fields(models.ReactDiffConfig)),
-        "loss": (losses.LossSettings(), _fields(losses.LossSettings)),
-        "train": (base_train, _fields(train.TrainSettings)),
-    }
-    chosen: dict[str, dict] = {name: {} for name in groups}
-    audio_features = data.AUDIO_FEATURES_DEFAULT
-    for key, value in overrides.items():
-        if key == "audio_features":
-            audio_features = str(value)
-            continue
-        owner = next((name for name, (_, fields) in groups.items() if key in fields), None)
-        if owner is None:
-            valid = sorted(
-                {k for _, fields in groups.values() for k in fields} | {"audio_features"}
-            )
-            raise UsageError(f"unknown ReactDiff setting {key!r}; valid: {', '.join(valid)}")
+    audio_features = str(overrides.pop("audio_features", data.AUDIO_FEATURES_DEFAULT))
+    if "lookback" in overrides and "speaker_context" not in overrides:
         try:
-            chosen[owner][key] = _coerce(value, getattr(groups[owner][0], key))
+            lookback = int(overrides["lookback"])
         except ValueError as err:
-            raise UsageError(f"setting {key}={value!r}: {err}") from err
-    if "lookback" in chosen["net"] and "speaker_context" not in chosen["net"]:
-        chosen["net"]["speaker_context"] = "lookback" if chosen["net"]["lookback"] else "window"
-    net, loss, trainer = (
-        dataclasses.replace(groups[name][0], **chosen[name]) for name in ("net", "loss", "train")
+            raise UsageError(
+                f"ReactDiff setting lookback={overrides['lookback']!r}: {err}"
+            ) from err
+        overrides["speaker_context"] = "lookback" if lookback else "window"
+    bases = {
+        "net": models.profile_config(cfg.profile, window=cfg.window),
+        "loss": losses.LossSettings(),
+        "train": train.TrainSettings(
+            steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=cfg.seed
+        ),
+    }
+    chosen = train.apply_settings("ReactDiff", overrides, bases)
+    return Recipe(
+        net=chosen["net"], loss=chosen["loss"], train=chosen["train"], audio_features=audio_features
     )
-    return Recipe(net=net, loss=loss, train=trainer, audio_features=audio_features)
 
 
 def corpus_identity(corpus: data.Corpus) -> dict:
@@ -429,6 +396,7 @@ def generate_split(
     seed: int = 0,
     items=None,
     chunk: int = 8,
+    post: online.PostProcess | None = None,
     progress: Callable | None = None,
     **generator_kwargs,
 ) -> np.ndarray:
@@ -437,5 +405,5 @@ def generate_split(
     (:func:`reactlib.baselines.generate_split` with a :class:`ReactDiffGenerator`)."""
     generator = ReactDiffGenerator(model, **generator_kwargs)
     return baselines.generate_split(
-        generator, split, m=m, seed=seed, items=items, chunk=chunk, progress=progress
+        generator, split, m=m, seed=seed, items=items, chunk=chunk, post=post, progress=progress
     )

@@ -344,6 +344,45 @@ def _averaged(model: torch.nn.Module, settings: TrainSettings) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
 
 
+def coerce_setting(value, like):
+    """A ``--set`` string (or any value) converted to the type of ``like``, a field's default:
+    ``true``/``false`` for booleans, comma-separated tuples, ``none`` for an optional number."""
+    if not isinstance(value, str):
+        return value
+    if isinstance(like, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"expected true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    if isinstance(like, tuple):
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+        return tuple(type(like[0])(p) if like else p for p in parts)
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float) or like is None:
+        return float(value) if value.lower() != "none" else None
+    return value
+
+
+def apply_settings(what: str, overrides: Mapping[str, Any], bases: Mapping[str, Any]) -> dict:
+    """Each dataclass of ``bases`` (a name -> instance, e.g. the network's configuration, the
+    loss's and :class:`TrainSettings`) with the ``overrides`` among its fields replaced, values
+    converted to the field's type (:func:`coerce_setting`). An override that is no field of any
+    of them, or a value that does not convert or validate, is a :class:`UsageError` naming
+    ``what`` (the model) and the valid settings."""
+    fields = {name: {f.name for f in dataclasses.fields(base)} for name, base in bases.items()}
+    chosen: dict[str, dict] = {name: {} for name in bases}
+    for key, value in overrides.items():
+        owner = next((name for name, names in fields.items() if key in names), None)
+        if owner is None:
+            valid = sorted(set().union(*fields.values()))
+            raise UsageError(f"unknown {what} setting {key!r}; valid: {', '.join(valid)}")
+        try:
+            chosen[owner][key] = coerce_setting(value, getattr(bases[owner], key))
+        except ValueError as err:
+            raise UsageError(f"{what} setting {key}={value!r}: {err}") from err
+    return {name: dataclasses.replace(base, **chosen[name]) for name, base in bases.items()}
+
+
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """A 64-bit seed for ``(seed, step, rank)`` through NumPy's SeedSequence, so that nearby
     steps get independent streams: what the trainer seeds each step with, and what objectives

@@ -245,32 +245,14 @@ def train_model(
     steps, batch and learning rate as ReactDiff) and ``overrides`` of :class:`TransVAEConfig` or
     :class:`reactlib.train.TrainSettings` fields. Cached like ReactDiff without ``out``."""
     split = corpus.split("train")
-    net_fields = {f.name for f in dataclasses.fields(TransVAEConfig)}
-    train_fields = {f.name for f in dataclasses.fields(train.TrainSettings)}
-    unknown = set(overrides) - net_fields - train_fields
-    if unknown:
-        raise UsageError(
-            f"unknown Trans-VAE setting(s) {sorted(unknown)}; valid: "
-            f"{', '.join(sorted(net_fields | train_fields))}"
-        )
-    defaults = {
-        **dataclasses.asdict(TransVAEConfig()),
-        **train.TrainSettings(steps=1, batch_size=1).as_dict(),
+    bases = {
+        "net": profile_config(cfg.profile, window=cfg.window, audio_dim=split.audio_dim),
+        "train": train.TrainSettings(
+            steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=cfg.seed
+        ),
     }
-    try:  # ``--set`` gives strings: convert each to its field's type
-        overrides = {k: reactdiff._coerce(v, defaults[k]) for k, v in overrides.items()}
-    except ValueError as err:
-        raise UsageError(f"Trans-VAE setting: {err}") from err
-    config = profile_config(
-        cfg.profile,
-        window=cfg.window,
-        audio_dim=split.audio_dim,
-        **{k: v for k, v in overrides.items() if k in net_fields},
-    )
-    budget = dict(steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.learning_rate)
-    settings = train.TrainSettings(
-        **{**budget, "seed": cfg.seed, **{k: v for k, v in overrides.items() if k in train_fields}}
-    )
+    chosen = train.apply_settings("Trans-VAE", overrides, bases)
+    config, settings = chosen["net"], chosen["train"]
     ident = identity(
         config, settings, reactdiff.corpus_identity(corpus), cfg.profile, split.audio_features_name
     )
@@ -336,10 +318,18 @@ def generate_split(
     seed: int = 0,
     items=None,
     chunk: int = 8,
+    post: online.PostProcess | None = None,
     progress: Callable | None = None,
 ) -> np.ndarray:
     """``(N, M, T, 58)`` Trans-VAE reactions to ``split``'s speakers
     (:func:`reactlib.baselines.generate_split` with a :class:`TransVAEGenerator`)."""
     return baselines.generate_split(
-        TransVAEGenerator(model), split, m=m, seed=seed, items=items, chunk=chunk, progress=progress
+        TransVAEGenerator(model),
+        split,
+        m=m,
+        seed=seed,
+        items=items,
+        chunk=chunk,
+        post=post,
+        progress=progress,
     )

@@ -189,66 +189,82 @@ def _ccc_against(pred: np.ndarray, cands: np.ndarray, convention: str) -> np.nda
 @numba.njit(cache=True, nogil=True)
 def _cost_row(a, i, b_t, start, stop, row):
     """``row[j] = |a[i, start:stop] - b[j, start:stop]|^2`` for every frame j of ``b``, given
-    transposed (``b_t (D, m)``), so that the loop over j is contiguous and vectorises."""
-    row[:] = 0.0
-    for d in range(start, stop):
-        ad = a[i, d]
-        column = b_t[d]
-        for j in range(row.shape[0]):
-            diff = ad - column[j]
-            row[j] += diff * diff
-
-
-@numba.njit(cache=True, nogil=True)
-def _from_above(row, prev, cur, first):
-    """The moves into row i from row i - 1, (i-1, j) and (i-1, j-1), for every j at once."""
+    transposed (``b_t (D, m)``), so that the loop over j is contiguous and vectorises. Channels
+    are taken four at a time, so that the row is loaded and stored once per four channels."""
     m = row.shape[0]
-    if first:
-        cur[0] = row[0]
-        for j in range(1, m):
-            cur[j] = np.inf
-    else:
-        cur[0] = row[0] + prev[0]
-        for j in range(1, m):
-            up = prev[j]
-            diagonal = prev[j - 1]
-            cur[j] = row[j] + (up if up < diagonal else diagonal)
+    d = start
+    if stop - start < 4:
+        row[:] = 0.0
+    while d + 4 <= stop:
+        a0, a1, a2, a3 = a[i, d], a[i, d + 1], a[i, d + 2], a[i, d + 3]
+        c0, c1, c2, c3 = b_t[d], b_t[d + 1], b_t[d + 2], b_t[d + 3]
+        if d == start:
+            for j in range(m):
+                e0, e1, e2, e3 = a0 - c0[j], a1 - c1[j], a2 - c2[j], a3 - c3[j]
+                row[j] = (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+        else:
+            for j in range(m):
+                e0, e1, e2, e3 = a0 - c0[j], a1 - c1[j], a2 - c2[j], a3 - c3[j]
+                row[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+        d += 4
+    while d < stop:
+        ad, c0 = a[i, d], b_t[d]
+        for j in range(m):
+            e0 = ad - c0[j]
+            row[j] += e0 * e0
+        d += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _along(c0, u0):
-    """The move along the row, (i, j-1): a sequential scan; returns the row's minimum."""
-    low = u0[0]
-    for j in range(1, c0.shape[0]):
-        a0 = c0[j] + u0[j - 1]
-        if a0 < u0[j]:
-            u0[j] = a0
-        if u0[j] < low:
-            low = u0[j]
+def _first_row(cost, cur):
+    """Row 0 of the dynamic program: ``D[0, j] = cost[0] + ... + cost[j]``; returns its minimum."""
+    total = cost[0]
+    cur[0] = total
+    low = total
+    for j in range(1, cost.shape[0]):
+        total += cost[j]
+        cur[j] = total
+        low = total if total < low else low
     return low
 
 
 @numba.njit(cache=True, nogil=True)
-def _along3(c0, u0, c1, u1, c2, u2, weights):
-    """:func:`_along` for three blocks in one loop (three independent chains overlap in the
-    processor, about twice as fast as three scans); returns the weighted bound of the row."""
-    low0, low1, low2 = u0[0], u1[0], u2[0]
+def _next_row(c0, q0, u0):
+    """Row i of one block's dynamic program from row i - 1 (``q0``) into ``u0``:
+    ``D[i, j] = cost[j] + min(D[i-1, j], D[i-1, j-1], D[i, j-1])``; returns the row's minimum.
+    The move along the row is a sequential chain, so ``D[i, j-1]`` is carried in a register
+    (not reloaded from memory) and the minima are selects, not branches."""
+    p0 = c0[0] + q0[0]
+    u0[0] = p0
+    low0 = p0
     for j in range(1, c0.shape[0]):
-        a0 = c0[j] + u0[j - 1]
-        if a0 < u0[j]:
-            u0[j] = a0
-        if u0[j] < low0:
-            low0 = u0[j]
-        a1 = c1[j] + u1[j - 1]
-        if a1 < u1[j]:
-            u1[j] = a1
-        if u1[j] < low1:
-            low1 = u1[j]
-        a2 = c2[j] + u2[j - 1]
-        if a2 < u2[j]:
-            u2[j] = a2
-        if u2[j] < low2:
-            low2 = u2[j]
+        s0 = q0[j] if q0[j] < q0[j - 1] else q0[j - 1]
+        s0 = s0 if s0 < p0 else p0
+        p0 = c0[j] + s0
+        u0[j] = p0
+        low0 = p0 if p0 < low0 else low0
+    return low0
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_row3(c0, q0, u0, c1, q1, u1, c2, q2, u2, weights):
+    """:func:`_next_row` for three blocks in one loop (their three independent chains overlap in
+    the processor); returns the weighted bound ``sum_k weights[k] * sqrt(min_j D_k[i, j])``."""
+    p0, p1, p2 = c0[0] + q0[0], c1[0] + q1[0], c2[0] + q2[0]
+    u0[0], u1[0], u2[0] = p0, p1, p2
+    low0, low1, low2 = p0, p1, p2
+    for j in range(1, c0.shape[0]):
+        s0 = q0[j] if q0[j] < q0[j - 1] else q0[j - 1]
+        s1 = q1[j] if q1[j] < q1[j - 1] else q1[j - 1]
+        s2 = q2[j] if q2[j] < q2[j - 1] else q2[j - 1]
+        s0 = s0 if s0 < p0 else p0
+        s1 = s1 if s1 < p1 else p1
+        s2 = s2 if s2 < p2 else p2
+        p0, p1, p2 = c0[j] + s0, c1[j] + s1, c2[j] + s2
+        u0[j], u1[j], u2[j] = p0, p1, p2
+        low0 = p0 if p0 < low0 else low0
+        low1 = p1 if p1 < low1 else low1
+        low2 = p2 if p2 < low2 else low2
     return (
         weights[0] * math.sqrt(low0) + weights[1] * math.sqrt(low1) + weights[2] * math.sqrt(low2)
     )
@@ -260,11 +276,11 @@ def _weighted_dtw(a, b_t, starts, stops, weights, budget):
     Euclidean costs between channels ``starts[k]:stops[k]`` of ``a (n, D)`` and of ``b``
     (given transposed, ``b_t (D, m)``), or ``inf`` as soon as the sum must exceed ``budget``.
 
-    The blocks' dynamic programs run side by side, row by row: the cost row and the moves from
-    the row above are computed for all columns at once (vectorised), and only the move along the
-    row is a sequential scan, in which the blocks' independent chains overlap. After each row,
-    every path still has to leave it from some cell, so ``sum_k weights[k] * sqrt(min_j D_k)`` is
-    a lower bound of the result; past the budget the candidate cannot win."""
+    The blocks' dynamic programs run side by side, row by row: the cost row is computed for all
+    columns at once (vectorised), then one pass per row takes the three moves, in which the
+    blocks' independent chains overlap. After each row, every path still has to leave it from
+    some cell, so ``sum_k weights[k] * sqrt(min_j D_k)`` is a lower bound of the result; past
+    the budget the candidate cannot win."""
     n, m, blocks = a.shape[0], b_t.shape[1], starts.shape[0]
     prev = np.empty((blocks, m))
     cur = np.empty((blocks, m))
@@ -272,13 +288,27 @@ def _weighted_dtw(a, b_t, starts, stops, weights, budget):
     for i in range(n):
         for k in range(blocks):
             _cost_row(a, i, b_t, starts[k], stops[k], cost[k])
-            _from_above(cost[k], prev[k], cur[k], i == 0)
-        if blocks == 3:
-            bound = _along3(cost[0], cur[0], cost[1], cur[1], cost[2], cur[2], weights)
+        if i == 0:
+            bound = 0.0
+            for k in range(blocks):
+                bound += weights[k] * math.sqrt(_first_row(cost[k], cur[k]))
+        elif blocks == 3:
+            bound = _next_row3(
+                cost[0],
+                prev[0],
+                cur[0],
+                cost[1],
+                prev[1],
+                cur[1],
+                cost[2],
+                prev[2],
+                cur[2],
+                weights,
+            )
         else:
             bound = 0.0
             for k in range(blocks):
-                bound += weights[k] * math.sqrt(_along(cost[k], cur[k]))
+                bound += weights[k] * math.sqrt(_next_row(cost[k], prev[k], cur[k]))
         if bound > budget:
             return np.inf
         prev, cur = cur, prev
