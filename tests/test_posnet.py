@@ -8,6 +8,7 @@ import torch
 
 from reactlib import coeffs, losses, models, online, posnet
 from reactlib.errors import UsageError
+from reactlib.metrics.realism import smoothness
 
 W = 16
 
@@ -26,11 +27,8 @@ def seamed(n: int = 6, frames: int = 160, jump: float = 0.3, seed: int = 0) -> n
 
 def seam_and_step(reactions: np.ndarray) -> tuple[float, float]:
     """Mean absolute pose change across seams and within windows."""
-    pose = reactions[..., coeffs.POSE]
-    step = np.abs(np.diff(pose, axis=-2)).mean(axis=-1)  # (..., T - 1): step t -> t + 1
-    at_seam = np.zeros(step.shape[-1], dtype=bool)
-    at_seam[W - 1 :: W] = True
-    return float(step[..., at_seam].mean()), float(step[..., ~at_seam].mean())
+    figures = smoothness(reactions, W, dims=coeffs.POSE)
+    return figures["seam_jump"], figures["velocity"]
 
 
 class Replay:
