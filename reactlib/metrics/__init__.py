@@ -6,9 +6,11 @@
   the exact DTW, CCC and TLCC they are built on.
 - :mod:`reactlib.metrics.realism`: the coefficient Frechet distance (a realism score in
   coefficient space; not FVD) and smoothness (seam jump, velocity, jerk).
+- :mod:`reactlib.metrics.video`: VBench's video metrics on rendered reactions, each with a
+  weight-free CPU substitute for its learned part (``*_cpu``).
 """
 
-from reactlib.metrics import emotion, evaluation, paper, react, realism
+from reactlib.metrics import emotion, evaluation, paper, react, realism, video
 from reactlib.metrics.react import (
     CONVENTIONS,
     EMOTION_BLOCKS,
@@ -30,4 +32,5 @@ __all__ = [
     "react_metrics",
     "realism",
     "tlcc_offset",
+    "video",
 ]
