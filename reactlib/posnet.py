@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +298,25 @@ def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[models.Po
     model = models.PosNet(models.PosNetConfig(**ident["net"]))
     model.load_state_dict(train.checkpoint_weights(state, ema=ema))
     return model.to(device).eval(), ident
+
+
+def train_on(
+    cfg,
+    generate: Callable[..., np.ndarray],
+    *,
+    source: str,
+    items=None,
+    m: int = 2,
+    seed: int | None = None,
+    device="cpu",
+    progress: Callable | None = None,
+    **overrides,
+) -> tuple[train.Trained, np.ndarray]:
+    """PosNet trained (cached) on ``generate(m=, items=, seed=, progress=)``'s reactions to the
+    training speakers, e.g. ``lambda **kw: rl.transvae.generate_split(model, train, **kw)``;
+    returns the run and the reactions. ``seed`` defaults to the profile's plus one (not the
+    test-time seed)."""
+    seed = cfg.seed + 1 if seed is None else seed
+    reactions = generate(m=m, items=items, seed=seed, progress=progress)
+    trained = train_model(cfg, reactions, source=source, device=device, **overrides)
+    return trained, reactions

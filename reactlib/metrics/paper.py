@@ -1,4 +1,5 @@
-"""ReactDiff's published tables, as printed, to show beside ours (always labelled as the paper's).
+"""ReactDiff's and PFLPosNet's published tables, as printed, to show beside ours (always labelled
+as the paper's).
 
 Numbers are the paper's (ACM MM'25), on the REACT 2024 test set; ``None`` where the paper prints
 "-". The paper does not say which evaluation script or feature space produced them. Its ground
@@ -73,4 +74,56 @@ def table(which: int):
     rows, columns = tables[which]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
     frame.index.name = "method (paper)"
+    return frame
+
+
+# --- PFLPosNet (ACM MM'25) ------------------------------------------------------------------------
+
+PFLPOSNET_VIDEO_COLUMNS = (
+    "subject_consistency",
+    "background_consistency",
+    "motion_smoothness",
+    "imaging_quality",
+    "temporal_flickering",
+    "dynamic_degree",
+)
+"""PFLPosNet's VBench columns, in per cent, as printed (dynamic degree: lower is better there)."""
+
+PFLPOSNET_TABLE_1 = {
+    "Trans-VAE": (97.3114, 96.5110, 99.0939, 50.7164, 98.6968, 95.3372),
+    "Trans-VAE + PosNet": (97.9097, 97.3707, 99.5345, 51.7964, 99.4224, 0.0),
+    "Belfusion": (97.3758, 97.0828, 99.3669, 51.4821, 99.2623, 0.0079),
+    "Belfusion + PosNet": (98.1602, 97.6105, 99.5031, 52.5414, 99.4910, 0.0),
+    "ReactFace": (98.8673, 98.1330, 99.5976, 52.4293, 99.6001, 0.0),
+    "ReactFace + PosNet": (98.9415, 98.3419, 99.6094, 52.8171, 99.6781, 0.0),
+    "PerFRDiff": (96.2711, 95.9321, 98.4633, 50.6099, 98.1133, 86.5136),
+    "PerFRDiff + PosNet": (97.4501, 97.0771, 99.5008, 52.5685, 99.3552, 6.0976),
+}
+"""PFLPosNet's Table 1: VBench on rendered reactions of the PFL-cropped data, with and without
+PosNet (VBench with its learned models; not comparable with the ``*_cpu`` figures here)."""
+
+PFLPOSNET_REACT_COLUMNS = ("FRDvs", "FRVar", "FRDiv", "FRCorr", "FRSyn")
+
+PFLPOSNET_TABLE_4 = {
+    "ReactFace": (0.0397, 0.0064, 0.0341, 0.1927, 46.29),
+    "ReactFace + PosNet": (0.0368, 0.0063, 0.0341, 0.1921, 45.74),
+    "PerFRDiff": (0.1261, 0.0612, 0.0486, 0.2318, 45.45),
+    "PerFRDiff + PosNet": (0.1251, 0.0607, 0.0481, 0.2320, 45.39),
+}
+"""PFLPosNet's Table 4: the REACT metrics with and without PosNet (the script is not named)."""
+
+
+def pflposnet_table(which: int):
+    """PFLPosNet's Table 1 or 4 as a DataFrame, as printed."""
+    import pandas as pd
+
+    tables = {
+        1: (PFLPOSNET_TABLE_1, PFLPOSNET_VIDEO_COLUMNS),
+        4: (PFLPOSNET_TABLE_4, PFLPOSNET_REACT_COLUMNS),
+    }
+    if which not in tables:
+        raise ValueError(f"PFLPosNet's tables here are 1 and 4, got {which!r}")
+    rows, columns = tables[which]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
+    frame.index.name = "method (PFLPosNet paper)"
     return frame

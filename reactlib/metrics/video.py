@@ -236,3 +236,26 @@ def video_metrics(frames, fps: float = FPS) -> dict[str, float]:
         "dynamic_degree_cpu": float(dynamic),
         "imaging_quality_cpu": imaging_quality_cpu(frames),
     }
+
+
+def video_table(
+    methods, renderer, *, reaction: int = 0, frames=None, fps: float = FPS, progress=None
+):
+    """One row per method (``{name: reactions (N, M, T, 58)}``) of the six ``*_cpu`` metrics:
+    reaction ``reaction`` of every item rendered with ``renderer`` (frames ``frames``, a slice;
+    all by default), each video scored by :func:`video_metrics`, the rows the means over videos
+    (dynamic degree: the fraction of dynamic videos, as VBench's overall score)."""
+    import pandas as pd
+
+    rows = {}
+    for name, pred in methods.items():
+        pred = np.asarray(pred)
+        if pred.ndim != 4:
+            raise UsageError(f"{name}: reactions must be (N, M, T, 58), got {pred.shape}")
+        cut = slice(None) if frames is None else frames
+        items = range(len(pred)) if progress is None else progress(range(len(pred)))
+        scores = [video_metrics(renderer.render(pred[k, reaction, cut]), fps) for k in items]
+        rows[name] = {m: float(np.mean([s[m] for s in scores])) for m in VIDEO_METRICS}
+    table = pd.DataFrame.from_dict(rows, orient="index")[list(VIDEO_METRICS)]
+    table.index.name = "method"
+    return table
