@@ -134,3 +134,28 @@ def test_the_motion_score_is_the_mean_of_the_largest_five_percent():
     magnitude = np.sqrt((f**2).sum(-1))
     assert video.top_flow(a, b) == pytest.approx(4, rel=0.25)
     assert video.top_flow(a, b) > 2 * magnitude.mean()
+
+
+def test_video_table_renders_reaction_one_of_every_item_and_averages():
+    t = np.arange(40)
+    x = coeffs.neutral(40).astype(np.float64)
+    yaw = coeffs.index("yaw")
+    x[:, yaw] += 0.15 * np.sin(2 * np.pi * t / 40)
+    jumped = x.copy()
+    jumped[:, yaw] += 0.08 * ((t // 16) % 2)
+    # (N, M, T, 58): two items, two reactions; only reaction 0 is rendered.
+    smooth = np.stack([np.stack([x, jumped])] * 2)
+    seams = np.stack([np.stack([jumped, x])] * 2)
+    face = render.FaceRenderer(64, render.Identity.random(0))
+    table = video.video_table({"smooth": smooth, "seams": seams}, face, frames=slice(0, 36))
+    assert list(table.index) == ["smooth", "seams"]
+    assert list(table.columns) == list(video.VIDEO_METRICS)
+    alone = video.video_metrics(face.render(x[:36]))
+    assert table.loc["smooth", "motion_smoothness_cpu"] == pytest.approx(
+        alone["motion_smoothness_cpu"]
+    )
+    assert (
+        table.loc["seams", "motion_smoothness_cpu"] < table.loc["smooth", "motion_smoothness_cpu"]
+    )
+    with pytest.raises(UsageError, match=r"\(N, M, T, 58\)"):
+        video.video_table({"bad": x}, face)

@@ -259,3 +259,21 @@ def test_train_posnet_on_a_generator_and_generate_with_it(corpus, tmp_path, caps
     wrong = ["generate", "--ckpt", str(smoother), "--out", str(tmp_path / "z.npy")]
     assert cli.main(wrong) == 2
     assert (smoother / train.CHECKPOINT_FILE).is_file()
+
+
+def test_train_on_generates_with_a_seed_apart_from_the_tests_and_trains(cfg, tmp_path, monkeypatch):
+    from reactlib import train
+
+    monkeypatch.setenv(train.MODELS_ENV, str(tmp_path))
+    asked = {}
+
+    def generate(**kw):
+        asked.update(kw)
+        return seamed(n=4, frames=128, seed=kw["seed"])
+
+    trained, reactions = posnet.train_on(cfg, generate, source="fake", steps=3, hidden=8)
+    assert asked["seed"] == cfg.seed + 1 and asked["m"] == 2
+    assert reactions.shape == (4, 1, 128, 58)
+    assert trained.step == 3 and trained.identity["source"]["generator"] == "fake"
+    again, _ = posnet.train_on(cfg, generate, source="fake", steps=3, hidden=8)
+    assert not again.trained_now  # cached by the reactions' digest
