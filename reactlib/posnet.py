@@ -20,9 +20,10 @@ three non-learned fixes are post-processors of the online loop (:func:`reactlib.
 The online loop hands every window the last frame *after* post-processing, so the generator and
 the fix continue from what was shown, and a fix never sees a frame after the window.
 
-Training (:func:`train_model`): PosNet learns on the reactions of a generator to the training
-speakers (:func:`rollouts`), one window at a time: the window's poses, the generator's last pose
-before it, and the loss of :func:`reactlib.losses.posnet_loss` (eq 18 with a fidelity term).
+Training (:func:`train_model`, or :func:`train_on` a generator): PosNet learns on the reactions of
+a generator to the training speakers, three consecutive windows at a time, each adjusted from the
+last adjusted pose before it (:func:`make_objective`), with the loss of
+:func:`reactlib.losses.posnet_loss` (eq 18 with a fidelity term).
 """
 
 from __future__ import annotations
