@@ -18,6 +18,10 @@ from typing import Any
 from reactlib import config
 from reactlib.errors import DataError, UsageError
 
+COEFF_VIEWS = ("pfl", "float")
+"""``train --view`` choices: :data:`reactlib.data.COEFF_VIEWS` (named here so that building the
+parser imports no data code; a test keeps the two equal)."""
+
 
 def _setting(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``; VALUE is read as a literal when it is one (``100``, ``1e-3``, ``None``)."""
@@ -183,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     trainer.add_argument(
         "--on", type=Path, metavar="CKPT", help="posnet: the generator checkpoint it learns on"
+    )
+    trainer.add_argument(
+        "--view",
+        choices=COEFF_VIEWS,
+        help="train on the coefficients a fit on a PFL (fixed) or floating crop of the video "
+        "would see (default: as stored); generate uses the checkpoint's view",
     )
     trainer.add_argument(
         "--m", type=int, default=2, help="posnet: reactions per training speaker (default 2)"
@@ -479,7 +489,7 @@ def _train(args: argparse.Namespace) -> None:
     from reactlib import reactdiff, runtime
 
     cfg = config.resolve(args.profile, **({} if args.seed is None else {"seed": args.seed}))
-    corpus = _corpus(args.data, cfg)
+    corpus = _corpus(args.data, cfg).with_view(args.view)
     device = runtime.select_device(args.device)
     settings = dict(args.settings)
     if (args.on is not None) != (args.model == "posnet"):
@@ -489,7 +499,12 @@ def _train(args: argparse.Namespace) -> None:
 
         if args.m < 1:
             raise UsageError(f"--m must be >= 1, got {args.m}")
+        if args.view is not None:
+            raise UsageError(
+                "posnet learns in its generator's view; --view goes with the generator"
+            )
         kind, generator, identity = _load_generator(args.on, device, raw_weights=False)
+        corpus = corpus.with_view(identity["corpus"].get("view"))
         split = corpus.split("train", audio_features=identity["audio_features"])
         items = None if args.items is None else range(min(args.items, len(split)))
         print(f"generating {args.m} {kind} reactions per training speaker to learn on ...")
@@ -566,7 +581,7 @@ def _generate(args: argparse.Namespace) -> None:
     else:
         post = posnet.make_fix(args.seam_fix)
     cfg = config.resolve(identity["profile"])
-    corpus = _corpus(args.data, cfg)
+    corpus = _corpus(args.data, cfg).with_view(identity["corpus"].get("view"))
     split = corpus.split(args.split, audio_features=identity["audio_features"])
     if split.audio_dim != model.config.audio_dim:
         raise DataError(

@@ -550,13 +550,30 @@ class Item:
     mirrored: bool
 
 
+COEFF_VIEWS = ("pfl", "float")
+"""Coefficient views of a corpus (:class:`Split`): what a fit on a PFL-cropped or a floating-crop
+video would recover."""
+
+
+def check_view(view: str | None) -> str | None:
+    if view is not None and view not in COEFF_VIEWS:
+        raise errors.UsageError(
+            f"unknown coefficient view {view!r}; valid: {', '.join(COEFF_VIEWS)}"
+        )
+    return view
+
+
 class Split:
     """The items of one split, their appropriate-reaction sets, and cached clip arrays.
 
     ``frames`` is the number of frames used per clip (default: 750 for REACT, the corpus' own
     for SynthReact). ``audio_features`` names the speaker audio features: ``mfcc78`` (computed
     from the wav) or precomputed ``Audio_files/<clip>.<name>.npy`` files (see
-    :func:`load_feature_array`). Arrays are loaded on first use and kept in memory.
+    :func:`load_feature_array`). ``view`` (one of :data:`COEFF_VIEWS`) gives every clip's
+    coefficients as a fit on a cropped video would see them (:func:`reactlib.pfl.coeff_view`):
+    ``"pfl"``, PFLPosNet's fixed window, or ``"float"``, a window that follows the face, whose
+    head translation is gone; None: the coefficients as stored. Arrays are loaded on first use
+    and kept in memory.
     """
 
     def __init__(
@@ -568,9 +585,11 @@ class Split:
         frames: int | None = None,
         fallback: str = "same_speaker",
         audio_features: str = AUDIO_FEATURES_DEFAULT,
+        view: str | None = None,
     ):
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown neighbour fallback {fallback!r}; valid: {FALLBACKS}")
+        self.view = check_view(view)
         self.audio_features_name = check_audio_features(audio_features)
         self.root = Path(root)
         self.name = name
@@ -594,7 +613,9 @@ class Split:
         return (
             f"Split({self.name!r}, {len(self.pairs)} pairs, {len(self)} items, "
             f"mirror={self.mirror}, frames={self.frames}, neighbours={self.neighbour_source}, "
-            f"audio_features={self.audio_features_name})"
+            f"audio_features={self.audio_features_name}"
+            + ("" if self.view is None else f", view={self.view}")
+            + ")"
         )
 
     def _load_neighbours(self, fallback: str) -> tuple[np.ndarray, str]:
@@ -642,6 +663,10 @@ class Split:
                 array = load_feature_array(path, self.frames, clip_frames=self._clip_frames(clip))
             else:
                 array = _ARRAY_LOADERS[modality](clip_file(self.root, modality, clip), self.frames)
+            if modality == "coeffs" and self.view is not None:
+                from reactlib import pfl
+
+                array = pfl.coeff_view(array, self.view).astype(array.dtype)
             self._cache[key] = array
         return self._cache[key]
 
@@ -734,10 +759,12 @@ _ARRAY_LOADERS = {"coeffs": load_coeffs, "emotion": load_emotion, "audio": load_
 
 
 class Corpus:
-    """A REACT 2024 copy or a SynthReact corpus at ``root``."""
+    """A REACT 2024 copy or a SynthReact corpus at ``root``; with ``view``, every split it opens
+    gives its coefficients in that view (:class:`Split`)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, view: str | None = None):
         self.root = Path(root)
+        self.view = check_view(view)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: corpus folder not found")
         self.meta = read_corpus_meta(self.root)
@@ -760,10 +787,15 @@ class Corpus:
             raise DataError(
                 f"{self.root}: no split {name!r}; available: {', '.join(self.splits) or 'none'}"
             )
-        return Split(self.root, name, **kwargs)
+        return Split(self.root, name, **{"view": self.view, **kwargs})
+
+    def with_view(self, view: str | None) -> Corpus:
+        """The same corpus, its coefficients seen through ``view`` (:data:`COEFF_VIEWS`)."""
+        return Corpus(self.root, view)
 
     def __repr__(self) -> str:
-        return f"Corpus({str(self.root)!r}, {self.kind}, splits={self.splits})"
+        view = "" if self.view is None else f", view={self.view}"
+        return f"Corpus({str(self.root)!r}, {self.kind}, splits={self.splits}{view})"
 
     def describe(self) -> pd.DataFrame:
         """One row per split: pairs, items, people, frames, files present per modality, and the

@@ -135,10 +135,13 @@ def recipe(cfg, **overrides) -> Recipe:
 
 
 def corpus_identity(corpus: data.Corpus) -> dict:
-    """What names a corpus in a run's identity: SynthReact's digest, or a REACT copy's path."""
+    """What names a corpus in a run's identity: SynthReact's digest, or a REACT copy's path, and
+    its coefficient view when it has one (no key without: earlier runs keep their identity)."""
     if corpus.meta is not None:
-        return {"kind": "SynthReact", "digest": corpus.meta["digest"]}
-    return {"kind": "REACT 2024", "root": str(Path(corpus.root).resolve())}
+        named = {"kind": "SynthReact", "digest": corpus.meta["digest"]}
+    else:
+        named = {"kind": "REACT 2024", "root": str(Path(corpus.root).resolve())}
+    return named if corpus.view is None else {**named, "view": corpus.view}
 
 
 # --- Training data ------------------------------------------------------------------------------

@@ -1073,3 +1073,32 @@ def test_validate_reports_features_of_different_widths(small):
     message = str(err.value)
     assert "differ in width" in message and f"3 in {odd!r}" in message
     assert f"{FEATURE_WIDTH} in" in message
+
+
+def test_coefficient_views_change_translation_only_and_are_named(corpus):
+    from reactlib import cli, pfl, reactdiff
+    from reactlib.errors import UsageError
+
+    assert cli.COEFF_VIEWS == data.COEFF_VIEWS
+    stored = corpus.split("test")
+    clip = stored.items[0].listener
+    raw = stored.coeffs(clip)
+    for view in data.COEFF_VIEWS:
+        seen = corpus.with_view(view).split("test")
+        x = seen.coeffs(clip)
+        assert seen.view == view and f"view={view}" in repr(seen)
+        assert x.dtype == raw.dtype and x.shape == raw.shape
+        assert np.array_equal(x[:, :55], raw[:, :55])  # expressions and rotation unchanged
+        assert np.allclose(x, pfl.coeff_view(raw, view), atol=1e-6)
+        assert not np.allclose(x[:, 55:], raw[:, 55:])
+    floating = corpus.with_view("float").split("test").coeffs(clip)
+    fixed = corpus.with_view("pfl").split("test").coeffs(clip)
+    # A floating crop follows the face: the head's sideways travel is (nearly) gone.
+    assert floating[:, 55].std() < 0.5 * fixed[:, 55].std()
+    assert reactdiff.corpus_identity(corpus) == {
+        "kind": "SynthReact",
+        "digest": corpus.meta["digest"],
+    }
+    assert reactdiff.corpus_identity(corpus.with_view("pfl"))["view"] == "pfl"
+    with pytest.raises(UsageError, match="unknown coefficient view"):
+        corpus.with_view("zoom")

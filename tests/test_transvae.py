@@ -153,3 +153,19 @@ def test_train_and_generate_commands(corpus, tmp_path, capsys):
     )
     assert np.load(pred).shape[:2] == (2, 2)
     assert "Trans-VAE" in capsys.readouterr().out
+
+
+def test_training_in_a_coefficient_view_and_generating_in_it(corpus, tmp_path, capsys):
+    out = tmp_path / "float"
+    common = ["--profile", "ci", "--data", str(corpus.root)]
+    argv = ["train", "transvae", *common, "--out", str(out), "--view", "float"]
+    assert cli.main([*argv, "--set", "steps=1", "--set", "batch_size=4"]) == 0
+    _, identity = transvae.load(out)
+    assert identity["corpus"]["view"] == "float"
+    pred = tmp_path / "pred.npy"
+    argv = ["generate", "--ckpt", str(out), "--data", str(corpus.root), "--m", "1"]
+    assert cli.main([*argv, "--items", "1", "--out", str(pred), "--quiet"]) == 0
+    assert np.load(pred).shape[:2] == (1, 1)
+    wrong = ["train", "posnet", *common, "--out", str(tmp_path / "p"), "--on", str(out)]
+    assert cli.main([*wrong, "--view", "pfl"]) == 2
+    assert "--view goes with the generator" in capsys.readouterr().err
