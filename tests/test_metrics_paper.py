@@ -22,5 +22,8 @@ def test_pflposnet_tables():
     t4 = paper.pflposnet_table(4)
     assert t4.shape == (4, 5)
     assert t4.loc["ReactFace + PosNet", "FRSyn"] == 45.74
-    with pytest.raises(ValueError, match="1 and 4"):
-        paper.pflposnet_table(2)
+    t3 = paper.pflposnet_table(3)
+    assert t3.loc["PFL crop + PosNet", "dynamic_degree"] == 6.0976
+    assert paper.pflposnet_table(2).loc["Float crop", "imaging_quality"] == 40.7967
+    with pytest.raises(ValueError, match="1 to 4"):
+        paper.pflposnet_table(5)

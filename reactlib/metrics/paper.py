@@ -102,6 +102,20 @@ PFLPOSNET_TABLE_1 = {
 """PFLPosNet's Table 1: VBench on rendered reactions of the PFL-cropped data, with and without
 PosNet (VBench with its learned models; not comparable with the ``*_cpu`` figures here)."""
 
+PFLPOSNET_TABLE_2 = {
+    "Float crop": (99.0058, 97.6767, 99.6162, 40.7967, 99.5376, 0.0),
+    "PFL crop": (98.8673, 98.1330, 99.5976, 52.4293, 99.6001, 0.0),
+    "PFL crop + PosNet": (98.9415, 98.3419, 99.6094, 52.8171, 99.6781, 0.0),
+}
+"""PFLPosNet's Table 2: ReactFace trained on floating-crop or PFL-crop data, then PosNet."""
+
+PFLPOSNET_TABLE_3 = {
+    "Float crop": (95.5255, 95.6970, 99.2403, 41.3867, 98.4462, 91.5352),
+    "PFL crop": (96.2711, 95.9321, 98.4633, 50.6099, 98.1133, 86.5136),
+    "PFL crop + PosNet": (97.4501, 97.0771, 99.5008, 52.5685, 99.3552, 6.0976),
+}
+"""PFLPosNet's Table 3: the same for PerFRDiff."""
+
 PFLPOSNET_REACT_COLUMNS = ("FRDvs", "FRVar", "FRDiv", "FRCorr", "FRSyn")
 
 PFLPOSNET_TABLE_4 = {
@@ -114,15 +128,17 @@ PFLPOSNET_TABLE_4 = {
 
 
 def pflposnet_table(which: int):
-    """PFLPosNet's Table 1 or 4 as a DataFrame, as printed."""
+    """PFLPosNet's Table 1, 2, 3 or 4 as a DataFrame, as printed."""
     import pandas as pd
 
     tables = {
         1: (PFLPOSNET_TABLE_1, PFLPOSNET_VIDEO_COLUMNS),
+        2: (PFLPOSNET_TABLE_2, PFLPOSNET_VIDEO_COLUMNS),
+        3: (PFLPOSNET_TABLE_3, PFLPOSNET_VIDEO_COLUMNS),
         4: (PFLPOSNET_TABLE_4, PFLPOSNET_REACT_COLUMNS),
     }
     if which not in tables:
-        raise ValueError(f"PFLPosNet's tables here are 1 and 4, got {which!r}")
+        raise ValueError(f"PFLPosNet's tables here are 1 to 4, got {which!r}")
     rows, columns = tables[which]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
     frame.index.name = "method (PFLPosNet paper)"
