@@ -73,13 +73,20 @@ def test_injected_seam_jumps_lower_motion_smoothness_and_flickering():
     assert video.temporal_flickering_cpu(seam_frames) < video.temporal_flickering_cpu(smooth_frames)
 
 
-def test_seams_in_a_rendered_head_lower_motion_smoothness():
-    t = np.arange(64)
-    x = coeffs.neutral(64).astype(np.float64)
+def turning_head(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``(frames, 58)`` of a head turning smoothly, and of the same head snapping
+    by 0.08 rad of yaw at every 16-frame seam."""
+    t = np.arange(frames)
+    x = coeffs.neutral(frames).astype(np.float64)
     yaw = coeffs.index("yaw")
-    x[:, yaw] += 0.15 * np.sin(2 * np.pi * t / 64)
+    x[:, yaw] += 0.15 * np.sin(2 * np.pi * t / frames)
     jumped = x.copy()
-    jumped[:, yaw] += 0.08 * ((t // 16) % 2)  # the head snaps at every seam
+    jumped[:, yaw] += 0.08 * ((t // 16) % 2)
+    return x, jumped
+
+
+def test_seams_in_a_rendered_head_lower_motion_smoothness():
+    x, jumped = turning_head(64)
     face = render.FaceRenderer(H, render.Identity.random(0))
     smooth, seams = face.render(x), face.render(jumped)
     assert video.motion_smoothness_cpu(seams) < video.motion_smoothness_cpu(smooth)
@@ -137,12 +144,7 @@ def test_the_motion_score_is_the_mean_of_the_largest_five_percent():
 
 
 def test_video_table_renders_reaction_one_of_every_item_and_averages():
-    t = np.arange(40)
-    x = coeffs.neutral(40).astype(np.float64)
-    yaw = coeffs.index("yaw")
-    x[:, yaw] += 0.15 * np.sin(2 * np.pi * t / 40)
-    jumped = x.copy()
-    jumped[:, yaw] += 0.08 * ((t // 16) % 2)
+    x, jumped = turning_head(40)
     # (N, M, T, 58): two items, two reactions; only reaction 0 is rendered.
     smooth = np.stack([np.stack([x, jumped])] * 2)
     seams = np.stack([np.stack([jumped, x])] * 2)

@@ -66,14 +66,17 @@ NAMES = {"Trans-VAE": "Trans-AE", "Mean frame": None}
 
 def table(which: int):
     """One of the tables as a DataFrame: rows are methods, columns the metrics, as printed."""
-    import pandas as pd
-
     tables = {1: (TABLE_1, COLUMNS), 8: (TABLE_8, SUBSET_COLUMNS), 9: (TABLE_9, SUBSET_COLUMNS)}
     if which not in tables:
         raise ValueError(f"the paper's tables here are 1, 8 and 9, got {which!r}")
-    rows, columns = tables[which]
+    return _frame(*tables[which], "method (paper)")
+
+
+def _frame(rows: dict, columns, label: str):
+    import pandas as pd
+
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
-    frame.index.name = "method (paper)"
+    frame.index.name = label
     return frame
 
 
@@ -129,8 +132,6 @@ PFLPOSNET_TABLE_4 = {
 
 def pflposnet_table(which: int):
     """PFLPosNet's Table 1, 2, 3 or 4 as a DataFrame, as printed."""
-    import pandas as pd
-
     tables = {
         1: (PFLPOSNET_TABLE_1, PFLPOSNET_VIDEO_COLUMNS),
         2: (PFLPOSNET_TABLE_2, PFLPOSNET_VIDEO_COLUMNS),
@@ -139,7 +140,4 @@ def pflposnet_table(which: int):
     }
     if which not in tables:
         raise ValueError(f"PFLPosNet's tables here are 1 to 4, got {which!r}")
-    rows, columns = tables[which]
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
-    frame.index.name = "method (PFLPosNet paper)"
-    return frame
+    return _frame(*tables[which], "method (PFLPosNet paper)")
