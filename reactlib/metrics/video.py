@@ -34,13 +34,16 @@ Frames are ``(T, H, W, 3)`` uint8 RGB (what :class:`reactlib.render.FaceRenderer
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from reactlib.coeffs import FPS
 from reactlib.errors import UsageError
 
-FPS = 25
+Flow = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""An optical-flow function ``(a, b) -> (H, W, 2)`` of two RGB frames, ``a(x) ~ b(x + flow(x))``."""
 
 VIDEO_METRICS = (
     "subject_consistency_cpu",
@@ -120,14 +123,16 @@ def background_consistency_cpu(frames, mask=None) -> float:
     return consistency(np.stack(features))
 
 
-def _dis():
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+def dis_flow() -> Flow:
+    """DIS optical flow (OpenCV's medium preset) as a :data:`Flow`, one DIS object reused from
+    call to call."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return lambda a, b: dis.calc(_grey(a), _grey(b), None)
 
 
-def flow(a: np.ndarray, b: np.ndarray, dis=None) -> np.ndarray:
+def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DIS optical flow ``(H, W, 2)`` from RGB frame ``a`` to ``b``: ``a(x) ~ b(x + flow(x))``."""
-    dis = dis or _dis()
-    return dis.calc(_grey(a), _grey(b), None)
+    return dis_flow()(a, b)
 
 
 def _warp(frame: np.ndarray, displacement: np.ndarray) -> np.ndarray:
@@ -143,22 +148,24 @@ def _warp(frame: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     )
 
 
-def interpolate(a: np.ndarray, b: np.ndarray, dis=None) -> np.ndarray:
+def interpolate(a: np.ndarray, b: np.ndarray, flow_fn: Flow | None = None) -> np.ndarray:
     """The midpoint frame between ``a`` and ``b``: each warped half-way along the flow to the
-    other (``a`` sampled at ``x - F_ab / 2``, ``b`` at ``x - F_ba / 2``), then averaged."""
-    dis = dis or _dis()
-    forward, backward = flow(a, b, dis), flow(b, a, dis)
+    other (``a`` sampled at ``x - F_ab / 2``, ``b`` at ``x - F_ba / 2``), then averaged;
+    ``flow_fn`` defaults to :func:`dis_flow`."""
+    flow_fn = flow_fn or dis_flow()
+    forward, backward = flow_fn(a, b), flow_fn(b, a)
     from_a = _warp(a, -0.5 * forward).astype(np.float32)
     from_b = _warp(b, -0.5 * backward).astype(np.float32)
     return np.clip(np.rint((from_a + from_b) / 2), 0, 255).astype(np.uint8)
 
 
-def motion_smoothness_cpu(frames) -> float:
-    """VBench's motion smoothness with a DIS-flow interpolator in place of AMT-S."""
+def motion_smoothness_cpu(frames, flow_fn: Flow | None = None) -> float:
+    """VBench's motion smoothness with a flow interpolator (:func:`interpolate`; DIS flow unless
+    ``flow_fn`` says otherwise) in place of AMT-S."""
     frames = _frames(frames, least=3)
-    dis = _dis()
+    flow_fn = flow_fn or dis_flow()
     errors = [
-        float(cv2.absdiff(frames[k + 1], interpolate(frames[k], frames[k + 2], dis)).mean())
+        float(cv2.absdiff(frames[k + 1], interpolate(frames[k], frames[k + 2], flow_fn)).mean())
         for k in range(0, len(frames) - 2, 2)
     ]
     return (255 - float(np.mean(errors))) / 255
@@ -171,13 +178,17 @@ def temporal_flickering_cpu(frames) -> float:
     return (255 - float(np.abs(x[1:] - x[:-1]).mean())) / 255
 
 
-def top_flow(a: np.ndarray, b: np.ndarray, dis=None) -> float:
-    """The mean of the largest 5 % flow magnitudes from ``a`` to ``b`` (VBench's per-pair
-    motion score), in pixels."""
-    f = flow(a, b, dis)
-    magnitude = np.sqrt((f**2).sum(-1)).ravel()
+def top_magnitude(field: np.ndarray) -> float:
+    """The mean of the largest 5 % magnitudes of a flow field ``(..., 2)``, in pixels."""
+    magnitude = np.sqrt((field**2).sum(-1)).ravel()
     cut = max(1, int(0.05 * magnitude.size))
     return float(np.partition(magnitude, -cut)[-cut:].mean())
+
+
+def top_flow(a: np.ndarray, b: np.ndarray, flow_fn: Flow | None = None) -> float:
+    """VBench's per-pair motion score: :func:`top_magnitude` of the flow from ``a`` to ``b``
+    (DIS unless ``flow_fn`` says otherwise)."""
+    return top_magnitude((flow_fn or dis_flow())(a, b))
 
 
 def dynamic_degree_cpu(frames, fps: float = FPS) -> tuple[bool, np.ndarray]:
@@ -187,8 +198,8 @@ def dynamic_degree_cpu(frames, fps: float = FPS) -> tuple[bool, np.ndarray]:
     kept = frames[::step]
     if len(kept) < 2:
         raise UsageError(f"{len(frames)} frames at {fps} fps leave fewer than 2 at about 8 fps")
-    dis = _dis()
-    scores = np.array([top_flow(kept[i], kept[i + 1], dis) for i in range(len(kept) - 1)])
+    flow_fn = dis_flow()
+    scores = np.array([top_flow(kept[i], kept[i + 1], flow_fn) for i in range(len(kept) - 1)])
     threshold = 6.0 * min(frames.shape[1:3]) / 256
     count = round(4 * len(kept) / 16)
     return bool((scores > threshold).sum() >= count), scores
