@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import coeffs, losses, models, online, posnet
+from reactlib import baselines, coeffs, losses, models, online, posnet
 from reactlib.errors import UsageError
 from reactlib.metrics.realism import smoothness
 
@@ -31,20 +31,14 @@ def seam_and_step(reactions: np.ndarray) -> tuple[float, float]:
     return figures["seam_jump"], figures["velocity"]
 
 
-class Replay:
-    """A generator that replays fixed reactions ``(N, M, T, 58)`` window by window."""
-
-    def __init__(self, reactions):
-        self.reactions = torch.as_tensor(reactions).flatten(0, 1)
-
-    def __call__(self, ctx):
-        return self.reactions[:, ctx.start : ctx.stop].clone()
-
-
 def run(reactions, fix):
+    """``reactions (N, 1, T, 58)`` replayed through the online loop (the ground-truth generator)
+    with the post-processor ``fix``."""
     n, m, frames, _ = reactions.shape
+    assert m == 1, "one reaction per speaker: GT repeats its listener over M"
     speaker = np.zeros((n, frames, coeffs.NUM_COEFFS), dtype=np.float32)
-    return online.generate(Replay(reactions), speaker, m=m, post=fix).numpy()
+    generator = baselines.GroundTruth(reactions[:, 0])
+    return online.generate(generator, speaker, m=1, post=fix).numpy()
 
 
 # --- Network --------------------------------------------------------------------------------
