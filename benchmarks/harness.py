@@ -4,7 +4,8 @@ Each benchmark writes ``benchmarks/results/<name>.json``::
 
     {"benchmark": name, "provenance": {...}, "settings": {...}, "figures": {...}}
 
-where ``provenance`` is :func:`reactlib.results.benchmark_provenance` (time, git commit and dirty
+where ``provenance`` is :func:`reactlib.suite.results.benchmark_provenance` (time, git commit and
+dirty
 flag, exact command line, machine, thread counts, package versions), ``settings`` the options the
 run used and ``figures`` what it measured. The README quotes figures from these files only.
 
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reactlib import paths, results
+from reactlib import paths
+from reactlib.suite import results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 """Where the committed figure files live."""

@@ -2,10 +2,12 @@
 
     python benchmarks/pfl_crop.py [--frames 500] [--height 360] [--width 480] [--repeats 2]
 
-Writes the astronaut photograph moving along a known path (:func:`reactlib.footage.photo_video`) as
+Writes the astronaut photograph moving along a known path
+(:func:`reactlib.face.footage.photo_video`) as
 an H.264 mp4, then crops it to 256x256 with PFL in two ways, each with the same Haar detector:
 
-* ``reactlib.pfl.crop_video``: two streaming passes (detect, then crop and encode), one frame in
+* ``reactlib.face.pfl.crop_video``: two streaming passes (detect, then crop and encode), one frame
+in
   memory at a time;
 * the reference written here, shaped like the paper code's cropper: read every frame into one
   array, detect, crop the fixed window by slicing, resize each crop, encode the whole array.
@@ -34,7 +36,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from harness import paired_times, write_results  # noqa: E402
 
-from reactlib import detect, footage, pfl, video  # noqa: E402
+from reactlib.face import detect, footage, pfl, video  # noqa: E402
 
 cv2.setNumThreads(1)
 

@@ -5,7 +5,7 @@
 
 The figures of the ReactDiff paper's Table 16, measured for a profile's model:
 
-1. **Generation.** ``online.generate`` with a :class:`reactlib.reactdiff.ReactDiffGenerator`
+1. **Generation.** ``online.generate`` with a :class:`reactlib.models.reactdiff.ReactDiffGenerator`
    produces M reactions (one batch of M streams) to a synthetic speaker of ``--windows`` windows
    of 16 frames, for each sampler (``sde``, ``ode``) and each number of sampler steps. Frames per
    second per stream is ``T / seconds``: each of the M streams gets its T frames in that time;
@@ -44,7 +44,11 @@ from harness import paired_times, write_results
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from reactlib import coeffs, config, diffusion, models, online, reactdiff, synth, train
+from reactlib import config, diffusion, online, runtime, train
+from reactlib.data import corpus as corpora
+from reactlib.data import synth
+from reactlib.face import coeffs
+from reactlib.models import reactdiff, reactdiff_net, windows
 
 REAL_TIME_FPS = 25
 """Frames per second of the REACT recordings: generation at this rate keeps up."""
@@ -52,8 +56,8 @@ WARMUP_TRAIN_STEPS = 3
 """Training steps run before the timed ones (first-call allocations, lazy imports)."""
 PAPER = {
     "source": "ReactDiff paper, Table 16, measured on a GTX 1080 Ti",
-    "parameters_M": models.PAPER_PARAMETERS_M,
-    "official_code_parameters_M": models.OFFICIAL_CODE_PARAMETERS_M,
+    "parameters_M": reactdiff_net.PAPER_PARAMETERS_M,
+    "official_code_parameters_M": reactdiff_net.OFFICIAL_CODE_PARAMETERS_M,
     "gflops": 669.88,
     "fps": {"50": 10.4, "10": 36.9},
     "note": (
@@ -144,9 +148,9 @@ def measure_generation(model: reactdiff.ReactDiff, args) -> dict:
     return table
 
 
-def window_inputs(net: models.ReactDiffConfig, streams: int):
+def window_inputs(net: reactdiff_net.ReactDiffConfig, streams: int):
     """``(x, sigma, conditions)`` of the first window of ``streams`` streams, shaped as
-    :class:`reactlib.reactdiff.ReactDiffGenerator` passes them to the denoiser."""
+    :class:`reactlib.models.reactdiff.ReactDiffGenerator` passes them to the denoiser."""
     frames = torch.arange(net.window).expand(streams, -1)
     conditions = {
         "past": torch.zeros(streams, coeffs.NUM_COEFFS),
@@ -225,7 +229,9 @@ def parameter_counts() -> dict[str, int]:
     """Trainable parameters of every profile's ReactDiff (built on the meta device: no memory)."""
     with torch.device("meta"):
         return {
-            profile: models.parameter_count(reactdiff.ReactDiff(models.profile_config(profile)))
+            profile: runtime.parameter_count(
+                reactdiff.ReactDiff(reactdiff_net.profile_config(profile))
+            )
             for profile in config.PROFILE_NAMES
         }
 
@@ -233,7 +239,7 @@ def parameter_counts() -> dict[str, int]:
 def measure_training(cfg: config.Config, args) -> dict:
     """Steps per second of :func:`reactlib.train.fit` with the profile's recipe."""
     has_own = synth.default_dir(synth.Spec.from_config(cfg)).exists()
-    corpus = synth.open_corpus(cfg=cfg if has_own else config.resolve("ci"))
+    corpus = corpora.open_corpus(cfg=cfg if has_own else config.resolve("ci"))
     rec = reactdiff.recipe(cfg)
     split = corpus.split("train", audio_features=rec.audio_features)
     if split.audio_dim != rec.net.audio_dim:  # a REACT copy with other audio features
@@ -241,9 +247,9 @@ def measure_training(cfg: config.Config, args) -> dict:
     total = WARMUP_TRAIN_STEPS + args.train_steps
     settings = dataclasses.replace(rec.train, steps=total, log_every=1, checkpoint_every=total)
     model = reactdiff.build(rec, split)
-    objective = reactdiff.make_objective(reactdiff.WindowPairs(split, rec.net, model), rec)
+    objective = reactdiff.make_objective(windows.WindowPairs(split, rec.net, model), rec)
     with tempfile.TemporaryDirectory() as out:
-        identity = rec.identity(reactdiff.corpus_identity(corpus), cfg.profile)
+        identity = rec.identity(corpus.identity(), cfg.profile)
         trained = train.fit(model, objective, settings, out, identity=identity)
     clock = trained.log.set_index("step")["seconds"]
     seconds = float(clock[total] - clock[WARMUP_TRAIN_STEPS])
@@ -254,10 +260,10 @@ def measure_training(cfg: config.Config, args) -> dict:
         "timed_steps": args.train_steps,
         "warmup_steps": WARMUP_TRAIN_STEPS,
         "batch_size": settings.batch_size,
-        "parameters": models.parameter_count(model),
+        "parameters": runtime.parameter_count(model),
         "profile_train_steps": cfg.train_steps,
         "implied_minutes_for_profile_train_steps": cfg.train_steps / per_second / 60,
-        "corpus": reactdiff.corpus_identity(corpus),
+        "corpus": corpus.identity(),
         "corpus_is_profiles_own": has_own,
     }
 
@@ -314,7 +320,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     cfg = config.resolve(args.profile)
     torch.manual_seed(0)
-    model = reactdiff.ReactDiff(models.profile_config(args.profile)).eval()
+    model = reactdiff.ReactDiff(reactdiff_net.profile_config(args.profile)).eval()
     figures = {
         "generation": measure_generation(model, args),
         "prepared_conditions": measure_prepared(model, args),

@@ -1,9 +1,9 @@
-"""Frames per second of reactlib.render on one CPU core, against a naive per-frame renderer.
+"""Frames per second of reactlib.face.render on one CPU core, against a naive per-frame renderer.
 
     python benchmarks/render_fps.py [--frames 500] [--size 256] [--repeats 5]
 
 Renders a SynthReact-like clip (every coefficient a sum of slow sinusoids) with
-:class:`reactlib.render.FaceRenderer` and with a straightforward reference written here: per
+:class:`reactlib.face.render.FaceRenderer` and with a straightforward reference written here: per
 frame, a Python loop over the 52 blendshapes, the rotation built from three matrices, the
 projection and fixed-point conversion of each polygon, and a fresh background copy. Both draw the
 same polygons, so the ratio measures what the vectorised pipeline saves. The two run back to back
@@ -26,7 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from harness import paired_times, write_results  # noqa: E402
 
-from reactlib import coeffs, render  # noqa: E402
+from reactlib.face import coeffs, render  # noqa: E402
 
 cv2.setNumThreads(1)
 

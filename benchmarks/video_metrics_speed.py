@@ -3,7 +3,7 @@
     python benchmarks/video_metrics_speed.py [--frames 750] [--size 128] [--repeats 3]
 
 Renders a SynthReact-like clip (the smooth coefficients of ``render_fps.py``) with
-:class:`reactlib.render.FaceRenderer`, then times :func:`reactlib.metrics.video.video_metrics`
+:class:`reactlib.face.render.FaceRenderer`, then times :func:`reactlib.metrics.video.video_metrics`
 and each metric alone. The plain reference, measured in the same run: motion smoothness with the
 classical alternative the reference notes name, Farneback flow (pyramid 0.5, 3 levels, window 15,
 3 iterations, poly_n 5, sigma 1.2) in place of DIS, timed back to back with ours
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from harness import paired_times, write_results  # noqa: E402
 from render_fps import synthetic_clip  # noqa: E402
 
-from reactlib import render  # noqa: E402
+from reactlib.face import render  # noqa: E402
 from reactlib.metrics import video  # noqa: E402
 
 cv2.setNumThreads(1)

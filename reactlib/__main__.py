@@ -1,3 +1,3 @@
-from reactlib.cli import main
+from reactlib.suite.cli import main
 
 raise SystemExit(main())

@@ -132,7 +132,7 @@ class Denoiser(torch.nn.Module):
         """The network's output ``F(c_in x, c_noise(sigma))`` on ``x = x0 + sigma noise`` and its
         target ``(x0 - c_skip x) / c_out``, both in the working dtype (``x0``'s or float32,
         whichever is wider), and ``sigma`` per item: what :meth:`loss` compares, and what the
-        ReactDiff constraints (:mod:`reactlib.losses`) compare frame to frame."""
+        ReactDiff constraints (:mod:`reactlib.models.losses`) compare frame to frame."""
         work = torch.promote_types(x0.dtype, torch.float32)
         x0 = x0.to(work)
         noise = torch.randn_like(x0) if noise is None else noise.to(work)

@@ -1,9 +1,13 @@
-"""SynthReact's listener rules measured on any set of reactions: did a generator learn them?
+"""SynthReact's listener rules measured: on its own listeners, and on any generator's reactions.
 
-SynthReact (:mod:`reactlib.synth`) knows how its listeners react: they smile back 0.3-0.8 s after
-the speaker, nod in the speaker's pauses, and their expressions obey the AU-pair relations of the
-ReactDiff paper's Table 17. :func:`rule_figures` measures those rules on reactions ``(N, M, T, 58)``
-(M reactions per speaker item) with the measurements of :mod:`reactlib.synth`, plus three figures
+SynthReact (:mod:`reactlib.data.behaviour`) knows how its listeners react: they smile back
+0.3-0.8 s after the speaker, nod in the speaker's pauses, raise their brows at the speaker's
+surprise, lean in with the speaker's arousal, and their expressions obey the AU-pair relations of
+the ReactDiff paper's Table 17. The first part of this module measures each rule on one listener
+(:func:`smile_delay`, :func:`nod_counts`, :func:`brow_response`, :func:`lean_in`,
+:func:`pair_statistics`, :func:`step_jumps`), and :func:`rule_report` checks every listener of a
+corpus against what the corpus file records. :func:`rule_figures` measures the same rules on
+reactions ``(N, M, T, 58)`` (M reactions per speaker item), plus three figures
 of how a generator behaves as a whole: how much its reactions differ for one speaker and between
 speakers, and whether its window-by-window (online) output steps at the window seams.
 
@@ -17,12 +21,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import signal
 
-from reactlib import coeffs, data, synth
+from reactlib.data import layout, synth
+from reactlib.data.behaviour import DT, FPS, arousal_of, delayed, lean_drive
+from reactlib.data.corpus import Corpus, Split
 from reactlib.errors import DataError, UsageError
+from reactlib.face import coeffs
+from reactlib.face.coeffs import index as _i
+from reactlib.metrics.realism import smoothness
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +43,7 @@ WINDOW = 16
 """Frames per window of the online generation loop (non-overlapping windows)."""
 DEFAULT_DELAY_S = 0.55
 """The delay at which nods are attributed to the speaker's pauses or speech: the middle of
-:data:`reactlib.synth.DELAY_RANGE_S`."""
+:data:`reactlib.data.behaviour.DELAY_RANGE_S`."""
 SMILE_DELAY_RANGE_S = (0.2, 1.0)
 """Smile delays (inclusive) that count as following the speaker: SynthReact's 0.3-0.8 s with a
 0.1-0.2 s margin for the measurement's spread."""
@@ -41,9 +52,249 @@ MAX_BETWEEN_ITEMS = 64
 ``seed`` of :func:`rule_figures` when there are more): at most 2016 pairs, and its cost stays
 bounded however many items there are."""
 _PITCH = coeffs.index("pitch")
+NOD_BAND_HZ = (1.2, 4.0)
+"""Pitch oscillations in this band are nods; slower pitch motion is posture and sway."""
 
 
-def speaker_context(corpus: data.Corpus, split: str) -> tuple[np.ndarray, np.ndarray]:
+# --- One listener's rules ------------------------------------------------------------------------
+
+
+def xcorr_peak_lag(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> int:
+    """Lag (frames) at which ``follower(t)`` best matches ``leader(t - lag)``, 0..max_lag:
+    the lag with the highest Pearson correlation over the overlapping frames."""
+    n = len(leader)
+    scores = [_pearson(leader[: n - lag], follower[lag:]) for lag in range(max_lag + 1)]
+    return int(np.nanargmax(scores))
+
+
+def smile_delay(speaker: np.ndarray, listener: np.ndarray, max_lag: int) -> int:
+    """A listener's smile delay (frames) from coefficients ``(T, 58)``: the
+    :func:`xcorr_peak_lag` of the frame-to-frame changes of :func:`smile_signal`. Changes rather
+    than levels, because a listener's own slow smile drift shifts the broad peak of the level
+    correlation, while the speaker's smile onsets and offsets give sharp velocity peaks."""
+    return xcorr_peak_lag(
+        np.diff(smile_signal(np.asarray(speaker, dtype=np.float64))),
+        np.diff(smile_signal(np.asarray(listener, dtype=np.float64))),
+        max_lag,
+    )
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / denominator) if denominator > 0 else np.nan
+
+
+def nod_onsets(pitch: np.ndarray, threshold: float = 0.03) -> np.ndarray:
+    """Frames where a nod starts: the band-passed pitch envelope crosses ``threshold`` rad."""
+    b, a = signal.butter(2, [f / (FPS / 2) for f in NOD_BAND_HZ], btype="band")
+    band = signal.filtfilt(b, a, pitch)
+    env = np.abs(signal.hilbert(band))
+    above = env > threshold
+    return np.flatnonzero(above[1:] & ~above[:-1]) + 1
+
+
+def nod_counts(pitch: np.ndarray, speaker_voiced: np.ndarray, delay: int) -> dict[str, float]:
+    """Nods attributed to speaker pauses and to speech, judged at the stimulus time (nod onset
+    minus the listener's delay), with the seconds of pause and of speech they fall in."""
+    onsets = nod_onsets(pitch) - delay
+    onsets = onsets[onsets >= 0]
+    voiced = speaker_voiced[: len(pitch)].astype(bool)
+    return {
+        "nods_pause": int(np.sum(~voiced[onsets])),
+        "nods_speech": int(np.sum(voiced[onsets])),
+        "pause_s": float((~voiced).sum() * DT),
+        "speech_s": float(voiced.sum() * DT),
+    }
+
+
+def nod_rates(pitch: np.ndarray, speaker_voiced: np.ndarray, delay: int) -> tuple[float, float]:
+    """Nods per second while the speaker pauses and while the speaker talks (see nod_counts)."""
+    c = nod_counts(pitch, speaker_voiced, delay)
+    return c["nods_pause"] / max(c["pause_s"], DT), c["nods_speech"] / max(c["speech_s"], DT)
+
+
+def lean_in(speaker: np.ndarray, listener: np.ndarray, delay: int) -> float:
+    """How closely a listener leans in with its speaker's arousal: the Pearson correlation
+    between :func:`lean_drive` of the speaker (``(T, 58)`` coefficients, ``(T, 25)`` emotion or
+    ``(T,)`` arousal; see :func:`arousal_of`) at the listener's ``delay`` and the listener's
+    approach ``-z`` (``(T, 58)`` coefficients). Near 1 when the lean dominates the listener's own
+    depth drift; NaN when either is constant."""
+    listener = np.asarray(listener, dtype=np.float64)
+    if listener.ndim != 2 or listener.shape[1] != coeffs.NUM_COEFFS:
+        raise ValueError(f"listener must be (T, 58) coefficients, got {listener.shape}")
+    drive = lean_drive(arousal_of(speaker), delay)
+    if len(drive) != len(listener):
+        raise ValueError(f"speaker has {len(drive)} frames, listener {len(listener)}")
+    return _pearson(drive, -listener[:, _i("tz")])
+
+
+def brow_response(speaker: np.ndarray, listener: np.ndarray, delay: int) -> dict[str, float]:
+    """The listener's brow raise at the speaker's surprise, from coefficients ``(T, 58)``:
+    ``corr``, the Pearson correlation of the listener's ``browInnerUp(t)`` with the speaker's
+    ``browInnerUp(t - delay)``, and ``gain``, the least-squares slope of the first on the second
+    (the listener's ``expressivity * brow_gain`` while nothing saturates). NaN when the speaker's
+    brows do not move."""
+    brow = _i("browInnerUp")
+    lead = delayed(np.asarray(speaker, dtype=np.float64)[:, brow], delay)
+    follow = np.asarray(listener, dtype=np.float64)[:, brow]
+    lead_c = lead - lead.mean()
+    spread = float(np.dot(lead_c, lead_c))
+    gain = float(np.dot(lead_c, follow - follow.mean()) / spread) if spread > 0 else np.nan
+    return {"corr": _pearson(lead, follow), "gain": gain}
+
+
+def step_jumps(
+    x: np.ndarray, min_change: float = 0.05, ratio: float = 3.0
+) -> dict[str, np.ndarray]:
+    """One-frame steps in a clip ``(T, C)`` (or ``(T,)``): frame changes ``|x[t+1] - x[t]|``
+    above ``min_change`` and over ``ratio`` times both neighbouring changes
+    (``|x[t] - x[t-1]|`` and ``|x[t+2] - x[t+1]|``). A smooth onset spreads its rise over several
+    frames and has none; a gate switching a program on or off within one frame shows one.
+
+    Returns ``{"frames": (N,) the frame t each step lands on (the step is x[t] - x[t-1]),
+    "channels": (N,) its column, "sizes": (N,) |x[t] - x[t-1]|}``, in frame order, then column
+    order; with ``(T, 58)`` coefficients, ``coeffs.COEFF_NAMES[channel]`` names the column.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"expected (T,) or (T, C), got shape {x.shape}")
+    if min_change < 0 or ratio < 1:
+        raise ValueError(f"need min_change >= 0 and ratio >= 1, got {min_change}, {ratio}")
+    change = np.abs(np.diff(x, axis=0))
+    middle = change[1:-1]
+    hit = (middle > min_change) & (middle > ratio * change[:-2]) & (middle > ratio * change[2:])
+    frames, channels = np.nonzero(hit)
+    return {"frames": frames + 2, "channels": channels, "sizes": middle[frames, channels]}
+
+
+def smile_signal(x: np.ndarray) -> np.ndarray:
+    """Mean of ``mouthSmileLeft`` and ``mouthSmileRight`` per frame: ``(..., 58) -> (...)``."""
+    return 0.5 * (x[..., _i("mouthSmileLeft")] + x[..., _i("mouthSmileRight")])
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A written SynthReact session read back: the arrays and the recorded ground truth."""
+
+    name: str
+    speaker_id: str
+    speaker: np.ndarray
+    """``(T, 58)`` speaker coefficients."""
+    listeners: dict[str, np.ndarray]
+    """Person id -> ``(T, 58)`` listener coefficients."""
+    voiced: np.ndarray
+    """``(T,)`` True while the speaker talks."""
+    people: dict[str, dict]
+    """Person id -> that person's recorded parameters (``delay_s``, ``smile_gain``, ...)."""
+
+    def delay_frames(self, pid: str) -> int:
+        return round(self.people[pid]["delay_s"] * FPS)
+
+
+def read_sessions(corpus: Corpus, split: str) -> list[SessionView]:
+    """Every session of one split of a SynthReact corpus, read through the REACT-layout reader."""
+    if corpus.meta is None or corpus.meta.get("corpus") != synth.SITE:
+        raise ValueError(f"{corpus.root} is not a SynthReact corpus (no {layout.CORPUS_FILE})")
+    reader = corpus.split(split)
+    people = corpus.meta["people"]
+    out = []
+    for entry in corpus.meta["sessions"]:
+        if entry["split"] != split:
+            continue
+
+        def load(pid: str, name: str = entry["name"]) -> np.ndarray:
+            return reader.coeffs(f"{synth.SITE}/{name}/{pid}/1")
+
+        voiced = synth.voiced_from_runs(entry["voiced"], corpus.meta["stored_frames"])
+        out.append(
+            SessionView(
+                name=entry["name"],
+                speaker_id=entry["speaker"],
+                speaker=load(entry["speaker"]),
+                listeners={pid: load(pid) for pid in entry["listeners"]},
+                voiced=voiced[: reader.frames],
+                people={pid: people[pid] for pid in [entry["speaker"], *entry["listeners"]]},
+            )
+        )
+    return out
+
+
+def rule_report(views: list[SessionView], max_lag: int = 30):
+    """One row per listener (a pandas DataFrame), every rule measured from the coefficients:
+
+    - ``delay_frames`` (recorded), ``xcorr_peak`` (:func:`smile_delay`, the peak of the smile
+      velocity cross-correlation) and ``delay_error`` (their difference);
+    - ``nods_pause``, ``nods_speech``, ``pause_s``, ``speech_s`` (:func:`nod_counts`);
+    - ``lean_in``: :func:`lean_in` at the recorded delay;
+    - ``brow_corr`` and ``brow_gain`` (:func:`brow_response`), beside ``brow_gain_recorded``,
+      the listener's ``expressivity * brow_gain`` from the corpus record.
+    """
+    import pandas as pd
+
+    rows = []
+    for view in views:
+        for pid, x in view.listeners.items():
+            delay = view.delay_frames(pid)
+            brow = brow_response(view.speaker, x, delay)
+            person = view.people[pid]
+            rows.append(
+                {
+                    "session": view.name,
+                    "listener": pid,
+                    "delay_frames": delay,
+                    "xcorr_peak": smile_delay(view.speaker, x, max_lag),
+                    **nod_counts(x[:, _i("pitch")], view.voiced, delay),
+                    "lean_in": lean_in(view.speaker, x, delay),
+                    "brow_corr": brow["corr"],
+                    "brow_gain": brow["gain"],
+                    "brow_gain_recorded": person["expressivity"] * person["brow_gain"],
+                }
+            )
+    report = pd.DataFrame(rows)
+    report["delay_error"] = report.xcorr_peak - report.delay_frames
+    return report
+
+
+EXCLUSIVE_THRESHOLD = 0.3
+"""The level at which SynthReact's mutually exclusive pairs hold over all frames: both
+coefficients of a pair exceed it in under 2 % of the frames of a corpus."""
+SPEECH_EXCLUSIVE_THRESHOLD = 0.35
+"""The level at which they hold over a speaker's speaking frames alone (under 2 %, even in short
+clips). Lower they do not: the lower lip (``mouthLowerDown``) drops in smiling speech and rounded
+vowels pucker the lips with the jaw open, as in real speech; at 0.1 about a fifth of speaking
+frames have ``mouthLowerDown`` and ``mouthSmile`` both above it."""
+
+
+def pair_statistics(x: np.ndarray, threshold: float = EXCLUSIVE_THRESHOLD):
+    """Table 17 statistics over frames ``(..., 58)``: correlation of every pair, and for every
+    pair the fraction of frames where both exceed ``threshold`` (meaningful for the mutually
+    exclusive ones).
+
+    Returns a pandas DataFrame with columns kind, a, b, corr, both_active.
+    """
+    import pandas as pd
+
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+    rows = []
+    for kind in coeffs.PAIR_KINDS:
+        for a, b in coeffs.pairs(kind):
+            u, v = flat[:, _i(a)], flat[:, _i(b)]
+            corr = np.nan if u.std() < 1e-9 or v.std() < 1e-9 else np.corrcoef(u, v)[0, 1]
+            both = float(np.mean((u > threshold) & (v > threshold)))
+            rows.append({"kind": kind, "a": a, "b": b, "corr": corr, "both_active": both})
+    return pd.DataFrame(rows)
+
+
+# --- The corpus ---------------------------------------------------------------------------------
+
+
+# --- Any generator's reactions -------------------------------------------------------------------
+
+
+def speaker_context(corpus: Corpus, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The speakers of a SynthReact split, aligned with ``corpus.split(split).items``:
     ``(speaker (N, T, 58) float64, voiced (N, T) bool)``, voiced True while the speaker talks.
 
@@ -66,7 +317,7 @@ def speaker_context(corpus: data.Corpus, split: str) -> tuple[np.ndarray, np.nda
     missing = sorted({item.speaker for item in reader.items} - turns.keys())
     if missing:
         raise DataError(
-            f"{corpus.root / data.CORPUS_FILE}: no session of split {split!r} records the turns "
+            f"{corpus.root / layout.CORPUS_FILE}: no session of split {split!r} records the turns "
             f"of speaker clip(s) {', '.join(missing[:3])} listed in {split}.csv"
         )
     runs = [turns[item.speaker] for item in reader.items]
@@ -74,7 +325,7 @@ def speaker_context(corpus: data.Corpus, split: str) -> tuple[np.ndarray, np.nda
     return reader.stack("coeffs", "speaker").astype(np.float64), voiced
 
 
-def speaker_items(split: data.Split) -> tuple[list[int], np.ndarray]:
+def speaker_items(split: Split) -> tuple[list[int], np.ndarray]:
     """One item per distinct speaker clip of ``split`` (its first), and the ground truth of each:
     every listener of that speaker, ``(N, K, T, 58)`` float64 (K listeners per speaker; a speaker
     with fewer repeats its last listener, which a caller can see in the returned array).
@@ -94,12 +345,9 @@ def speaker_items(split: data.Split) -> tuple[list[int], np.ndarray]:
 def mean_listener(train_listeners: np.ndarray, n: int, m: int, frames: int) -> np.ndarray:
     """The trivial baseline: the mean frame of the training listeners ``(..., 58)``, repeated to
     ``(n, m, frames, 58)`` float64. It ignores the speaker, so any rule it seems to follow is
-    a property of the figure, not of a model. The frame is :func:`reactlib.baselines.mean_frame`
+    a property of the figure, not of a model. The frame is :func:`reactlib.face.coeffs.mean_frame`
     (the ``Mean frame`` baseline's)."""
-    # Imported here: reactlib.baselines imports torch, which importing rules need not.
-    from reactlib.baselines import mean_frame
-
-    frame = mean_frame(train_listeners)
+    frame = coeffs.mean_frame(train_listeners)
     for name, value in (("n", n), ("m", m), ("frames", frames)):
         if not isinstance(value, int | np.integer) or value < 1:
             raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
@@ -123,18 +371,18 @@ def rule_figures(
     Every value is a float, NaN where the figure is undefined (a constant reaction has no smile
     delay; one reaction per item has no within-speaker spread):
 
-    - ``smile_delay_s``: the median over (item, reaction) of :func:`reactlib.synth.smile_delay`
+    - ``smile_delay_s``: the median over (item, reaction) of :func:`smile_delay`
       (lags 0..``max_lag_s``) in seconds, over the reactions whose smile moves;
       ``smile_delay_in_range``: the fraction of all (item, reaction) whose delay lies in
       :data:`SMILE_DELAY_RANGE_S` (a reaction whose smile does not move counts as outside);
       ``smile_peak_corr``: the median correlation at that peak.
-    - ``nods_pause_per_s``, ``nods_speech_per_s``: nods (:func:`reactlib.synth.nod_counts` on the
+    - ``nods_pause_per_s``, ``nods_speech_per_s``: nods (:func:`nod_counts` on the
       pitch, attributed at ``delay_s``) per second of speaker pause and of speech, pooled over
       every reaction; ``nod_pause_ratio``: the first over the second (inf with no speech nods).
-    - ``brow_corr``: the mean over reactions of :func:`reactlib.synth.brow_response`'s
+    - ``brow_corr``: the mean over reactions of :func:`brow_response`'s
       correlation of the reaction's ``browInnerUp`` with the speaker's ``delay_s`` earlier (brows
       raised at the speaker's surprise); ``lean_in_corr``: the mean of
-      :func:`reactlib.synth.lean_in`, the correlation of the reaction's approach ``-tz`` with the
+      :func:`lean_in`, the correlation of the reaction's approach ``-tz`` with the
       speaker's low-passed arousal ``delay_s`` earlier. Both over the reactions where they are
       defined (a reaction whose brows or depth never move has none).
     - ``within_speaker_spread``: the mean over items of the mean RMS distance (over frames and
@@ -149,8 +397,8 @@ def rule_figures(
       every other frame ``t >= 1``; ``seam_ratio``: seam over within, 1 for a seamless output.
     - ``symmetric_corr``, ``co_occurring_corr``: the mean correlation of Table 17's symmetric and
       co-occurring pairs; ``exclusive_both_active``: the mean fraction of frames where both
-      coefficients of a mutually exclusive pair exceed :data:`reactlib.synth.EXCLUSIVE_THRESHOLD`
-      (all from :func:`reactlib.synth.pair_statistics` over every frame of every reaction).
+      coefficients of a mutually exclusive pair exceed :data:`EXCLUSIVE_THRESHOLD`
+      (all from :func:`pair_statistics` over every frame of every reaction).
     """
     reactions, speaker, voiced = _checked(reactions, speaker, voiced)
     n, m, frames, _ = reactions.shape
@@ -159,10 +407,10 @@ def rule_figures(
             raise UsageError(f"{name} must be an integer, got {value!r}")
     if window < 1:
         raise UsageError(f"window must be >= 1 frame, got {window}")
-    delay = round(delay_s * synth.FPS)
+    delay = round(delay_s * FPS)
     if not 0 <= delay < frames:
         raise UsageError(f"delay_s must put the delay within the {frames} frames, got {delay_s}")
-    max_lag = round(max_lag_s * synth.FPS)
+    max_lag = round(max_lag_s * FPS)
     # Smile velocities have frames - 1 values; a correlation needs at least two overlapping.
     if not 1 <= max_lag <= frames - 3:
         raise UsageError(
@@ -175,27 +423,24 @@ def rule_figures(
     within, brows, leans = [], [], []
     for i in range(n):
         x = reactions[i].astype(np.float64)
-        leader = np.diff(synth.smile_signal(speaker[i]))
-        curves = _xcorr_curves(leader, np.diff(synth.smile_signal(x), axis=-1), max_lag)
+        leader = np.diff(smile_signal(speaker[i]))
+        curves = _xcorr_curves(leader, np.diff(smile_signal(x), axis=-1), max_lag)
         moves = ~np.isnan(curves).all(axis=-1)
         lags[i, moves] = np.nanargmax(curves[moves], axis=-1)
         peaks[i, moves] = np.nanmax(curves[moves], axis=-1)
         for reaction in x:
-            counts = synth.nod_counts(reaction[:, _PITCH], voiced[i], delay)
+            counts = nod_counts(reaction[:, _PITCH], voiced[i], delay)
             nods += [counts[key] for key in ("nods_pause", "nods_speech", "pause_s", "speech_s")]
-            brows.append(synth.brow_response(speaker[i], reaction, delay)["corr"])
-            leans.append(synth.lean_in(speaker[i], reaction, delay))
+            brows.append(brow_response(speaker[i], reaction, delay)["corr"])
+            leans.append(lean_in(speaker[i], reaction, delay))
         if m > 1:
             within.append(_pairwise_rms(x.reshape(m, -1))[np.triu_indices(m, k=1)].mean())
 
-    delays_s = lags / synth.FPS
+    delays_s = lags / FPS
     low, high = SMILE_DELAY_RANGE_S
     timed = ~np.isnan(delays_s)
     pause_rate = nods[0] / nods[2] if nods[2] > 0 else math.nan
     speech_rate = nods[1] / nods[3] if nods[3] > 0 else math.nan
-    # Imported here: reactlib.metrics imports all its modules, which importing rules need not.
-    from reactlib.metrics.realism import smoothness
-
     steps = smoothness(reactions, window, nan_policy="propagate")
     within_spread = float(np.mean(within)) if within else math.nan
     between_spread = _between_speaker_spread(reactions, speaker, seed)
@@ -204,7 +449,7 @@ def rule_figures(
     frames_by_coefficient = np.asfortranarray(
         reactions.reshape(-1, coeffs.NUM_COEFFS), dtype=np.float64
     )
-    pairs = synth.pair_statistics(frames_by_coefficient)
+    pairs = pair_statistics(frames_by_coefficient)
     return {
         "smile_delay_s": float(np.median(delays_s[timed])) if timed.any() else math.nan,
         "smile_delay_in_range": (
@@ -275,7 +520,7 @@ def _checked(
 
 
 def _xcorr_curves(leader: np.ndarray, follower: np.ndarray, max_lag: int) -> np.ndarray:
-    """The scores :func:`reactlib.synth.xcorr_peak_lag` takes the peak of, for many followers
+    """The scores :func:`xcorr_peak_lag` takes the peak of, for many followers
     at once: the Pearson correlation of ``follower(t)`` with ``leader(t - lag)`` over the
     overlapping frames, for lag 0..max_lag. ``leader (n,)``, ``follower (..., n)`` ->
     ``(..., max_lag + 1)``, NaN where either side is constant (as ``xcorr_peak_lag`` scores it);

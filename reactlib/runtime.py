@@ -1,4 +1,4 @@
-"""Seeding, device choice, progress bars and timers.
+"""Seeding, device choice, parameter counts, progress bars and timers.
 
 Every model in ReactLab is moved with ``.to(rl.runtime.select_device(cfg.device))``; nothing in
 the package or the notebooks hard-codes a GPU, so the same code runs on a laptop and on a GPU.
@@ -74,6 +74,11 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def progress(iterable: Iterable | None = None, *, cfg: Config, **tqdm_kwargs: Any):

@@ -14,6 +14,10 @@ bit for bit on CPU, as one that ran straight through, and no data-loader state i
 
 :func:`cached` keeps finished runs under ``data/models/<name>-<hash of identity>/`` (or
 ``$REACTLIB_MODELS``) so a notebook trains a model once and later runs load it.
+
+Why one module of about 730 lines: the settings, the step loop, the checkpoint format and the
+resume rules depend on each other line by line (a resumed run must end bit for bit where an
+uninterrupted one does), so they are read together.
 """
 
 from __future__ import annotations
@@ -312,6 +316,35 @@ def checkpoint_weights(state: Mapping[str, Any], *, ema: bool = True) -> dict[st
     """The model weights in a checkpoint read by :func:`load_checkpoint`: the EMA's (default) or
     the trained ones, as a state dict for the model itself."""
     return _ema_weights(state["ema"]) if ema else state["model"]
+
+
+def trained_module(
+    state: Mapping[str, Any], module: torch.nn.Module, *, ema: bool = True, device="cpu"
+) -> torch.nn.Module:
+    """``module`` (a freshly built network of the checkpoint's configuration) with the weights of
+    a checkpoint read by :func:`load_checkpoint` (the EMA's by default), in eval mode on
+    ``device``."""
+    module.load_state_dict(checkpoint_weights(state, ema=ema))
+    return module.to(device).eval()
+
+
+def load_model(
+    path: str | Path,
+    kind: str,
+    from_checkpoint: Callable[..., torch.nn.Module],
+    *,
+    label: str,
+    ema: bool = True,
+    device="cpu",
+) -> tuple[torch.nn.Module, dict]:
+    """A trained model and its identity from a checkpoint or run folder whose identity names the
+    model ``kind`` (``label`` names it in the error when it does not);
+    ``from_checkpoint(state, ema=, device=)`` rebuilds it."""
+    state = load_checkpoint(path)
+    found = state["identity"].get("model")
+    if found != kind:
+        raise UsageError(f"{path}: a {found!r} checkpoint, not a {label} one")
+    return from_checkpoint(state, ema=ema, device=device), state["identity"]
 
 
 def _optimizer(params, settings: TrainSettings) -> torch.optim.Optimizer:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from reactlib import config, data, synth
+from reactlib import config, data
+from reactlib.data import synth
 
 
 @pytest.fixture(scope="session")

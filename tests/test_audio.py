@@ -1,4 +1,4 @@
-"""Tests for reactlib.audio: speech synthesis, WAV I/O and the 78-d MFCC features."""
+"""Tests for reactlib.data.audio: speech synthesis, WAV I/O and the 78-d MFCC features."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import scipy.io.wavfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import audio
-from reactlib.audio import (
+from reactlib.data import audio
+from reactlib.data.audio import (
     FEATURE_NAMES,
     LOG_FLOOR,
     NUM_FEATURES,

@@ -1,5 +1,5 @@
-"""Tests for reactlib.baselines: the non-learned references of ReactDiff's Table 1 and REACT's
-mean-frame baseline, as generators of the online loop, on the ci-size SynthReact corpus."""
+"""Tests for reactlib.models.baselines: the non-learned references of ReactDiff's Table 1 and
+REACT's mean-frame baseline, as generators of the online loop, on the ci-size SynthReact corpus."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import baselines, online, rules
+from reactlib import online, rules
 from reactlib.errors import UsageError
+from reactlib.models import baselines, registry
 
 torch.set_num_threads(1)
 
@@ -30,7 +31,12 @@ def test_split(corpus):
 @pytest.fixture(scope="module")
 def made(train, test_split):
     """Every baseline by name, fitted on the training split (GT on the test split)."""
-    return {name: baselines.make(name, train, listener=test_split) for name in NAMES}
+    return {name: registry.baseline(name, train, listener=test_split) for name in NAMES}
+
+
+def react(generator, split, items=None, **kwargs):
+    """``generator``'s reactions to the speakers of ``split``'s ``items`` (default all)."""
+    return generator.react(online.speaker_inputs(split, items), **kwargs)
 
 
 def _first_items(split):
@@ -54,7 +60,7 @@ def _earliest_identical(split, modality, query):
 
 
 def _inputs(split, items=None, frames=None):
-    speaker, audio = baselines.speaker_inputs(split, items)
+    speaker, audio = online.speaker_inputs(split, items).arrays()
     listener = np.stack([split.coeffs(split.items[k].listener) for k in items or range(len(split))])
     return speaker[:, :frames], audio[:, :frames], listener[:, :frames]
 
@@ -68,7 +74,7 @@ def test_every_baseline_runs_through_the_loop_and_the_last_window_takes_the_rema
 ):
     frames = 250  # 15 windows: 14 of 16 frames and a last one of 26
     speaker, audio, listener = _inputs(test_split, [0, 1, 2], frames)
-    generator = baselines.make(name, train, listener=listener)
+    generator = registry.baseline(name, train, listener=listener)
     out = online.generate(generator, speaker, audio, m=3, seed=1, window=W)
     assert out.shape == (3, 3, frames, 58) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
@@ -76,23 +82,23 @@ def test_every_baseline_runs_through_the_loop_and_the_last_window_takes_the_rema
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_generate_split_gives_the_contract_shape(name, made, test_split):
-    out = baselines.generate_split(made[name], test_split, m=2, seed=0, chunk=4)
+def test_react_gives_the_contract_shape(name, made, test_split):
+    out = react(made[name], test_split, m=2, seed=0, chunk=4)
     assert out.shape == (len(test_split), 2, test_split.frames, 58)
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_deterministic_baselines_give_m_equal_reactions(name, made, test_split):
-    out = baselines.generate_split(made[name], test_split, m=3, seed=5, items=[0, 4])
+    out = react(made[name], test_split, m=3, seed=5, items=[0, 4])
     for r in (1, 2):
         np.testing.assert_array_equal(out[:, r], out[:, 0])
 
 
 def test_make_reads_names_loosely_and_describes_every_baseline(train):
-    assert isinstance(baselines.make("nn_motion", train), baselines.NearestMotion)
-    assert isinstance(baselines.make("MEAN-FRAME", train), baselines.MeanFrame)
-    assert isinstance(baselines.make("mirror"), baselines.Mirror)
+    assert isinstance(registry.baseline("nn_motion", train), baselines.NearestMotion)
+    assert isinstance(registry.baseline("MEAN-FRAME", train), baselines.MeanFrame)
+    assert isinstance(registry.baseline("mirror"), baselines.Mirror)
     assert set(baselines.BASELINES) == {
         "GT",
         "Mirror",
@@ -109,21 +115,21 @@ def test_make_reads_names_loosely_and_describes_every_baseline(train):
 
 def test_gt_returns_each_items_own_listener_whatever_the_chunks(made, test_split):
     listeners = test_split.stack("coeffs", "listener")
-    out = baselines.generate_split(made["GT"], test_split, m=2, chunk=4)  # chunks of 4 and 2
+    out = react(made["GT"], test_split, m=2, chunk=4)  # chunks of 4 and 2
     for r in range(2):
         np.testing.assert_array_equal(out[:, r], listeners)
-    some = baselines.generate_split(made["GT"], test_split, m=1, items=[5, 1], chunk=1)
+    some = react(made["GT"], test_split, m=1, items=[5, 1], chunk=1)
     np.testing.assert_array_equal(some[:, 0], listeners[[5, 1]])
 
 
 def test_mirror_returns_the_speaker(made, test_split):
-    speaker, _ = baselines.speaker_inputs(test_split)
-    out = baselines.generate_split(made["Mirror"], test_split, m=2, chunk=5)
+    speaker, _ = online.speaker_inputs(test_split).arrays()
+    out = react(made["Mirror"], test_split, m=2, chunk=5)
     np.testing.assert_array_equal(out, np.repeat(speaker[:, None], 2, axis=1))
 
 
 def test_mean_frame_is_the_training_listeners_mean_at_every_frame(made, train, test_split):
-    out = baselines.generate_split(made["Mean frame"], test_split, m=2, items=[0, 3])
+    out = react(made["Mean frame"], test_split, m=2, items=[0, 3])
     expected = train.stack("coeffs", "listener").reshape(-1, 58).astype(np.float64).mean(axis=0)
     np.testing.assert_allclose(out, np.broadcast_to(expected, out.shape), rtol=1e-6, atol=1e-6)
     assert (out == out[:, :, :1]).all()  # constant over time
@@ -139,7 +145,7 @@ def test_mean_frame_is_the_training_listeners_mean_at_every_frame(made, train, t
 def test_random_matches_the_training_statistics(made, train, test_split):
     listeners = train.stack("coeffs", "listener").reshape(-1, 58).astype(np.float64)
     mean, std = listeners.mean(axis=0), listeners.std(axis=0)
-    draw = baselines.generate_split(made["Random"], test_split, m=8).reshape(-1, 58)
+    draw = react(made["Random"], test_split, m=8).reshape(-1, 58)
     assert len(draw) == len(test_split) * 8 * test_split.frames
     # 12288 draws per coefficient: the mean is within 4 standard errors (~0.04 std)
     np.testing.assert_array_less(np.abs(draw.mean(axis=0) - mean), 0.05 * std + 1e-6)
@@ -148,15 +154,15 @@ def test_random_matches_the_training_statistics(made, train, test_split):
 
 def test_random_is_reproducible_differs_by_reaction_and_ignores_chunking(made, test_split):
     generator = made["Random"]
-    a = baselines.generate_split(generator, test_split, m=3, seed=7, chunk=8)
-    b = baselines.generate_split(generator, test_split, m=3, seed=7, chunk=1)
+    a = react(generator, test_split, m=3, seed=7, chunk=8)
+    b = react(generator, test_split, m=3, seed=7, chunk=1)
     np.testing.assert_array_equal(a, b)
-    alone = baselines.generate_split(generator, test_split, m=3, seed=7, items=[4])
+    alone = react(generator, test_split, m=3, seed=7, items=[4])
     np.testing.assert_array_equal(alone[0], a[4])
     moving = generator.std > 0  # SynthReact's listeners hold some coefficients constant
     assert moving.sum() > 40
     assert (a[:, 0] != a[:, 1])[..., moving].all()  # reactions differ
-    other = baselines.generate_split(generator, test_split, m=3, seed=8, items=[4])
+    other = react(generator, test_split, m=3, seed=8, items=[4])
     assert (other[0] != a[4])[..., moving].all()
 
 
@@ -262,29 +268,29 @@ def test_nn_audio_ignores_the_face_and_nn_motion_the_audio(made, test_split):
 
 def test_an_unknown_name_lists_the_valid_ones(train):
     with pytest.raises(UsageError, match="unknown baseline 'NN video'; valid: GT, Mirror, Random"):
-        baselines.make("NN video", train)
+        registry.baseline("NN video", train)
 
 
 def test_gt_needs_its_listeners(train, test_split):
     with pytest.raises(UsageError, match="GT baseline needs listener="):
-        baselines.make("GT", train)
+        registry.baseline("GT", train)
     with pytest.raises(UsageError, match=r"must be \(N, T, 58\)"):
-        baselines.make("GT", train, listener=np.zeros((2, 30, 57)))
+        registry.baseline("GT", train, listener=np.zeros((2, 30, 57)))
 
 
 def test_gt_refuses_listeners_that_do_not_match_the_speakers(made, train, test_split):
     speaker, audio, listener = _inputs(test_split, [0, 1])
-    with pytest.raises(UsageError, match="GT holds 2 listeners but the loop runs 3 speakers"):
+    with pytest.raises(UsageError, match="GT holds 2 listeners but the loop asks for item 2"):
         online.generate(baselines.GroundTruth(listener), np.concatenate([speaker, speaker[:1]]))
     with pytest.raises(UsageError, match="listeners have 100 frames"):
         online.generate(baselines.GroundTruth(listener[:, :100]), speaker)
-    with pytest.raises(UsageError, match="split 'train' has 24 items"):
-        baselines.generate_split(made["GT"], train, m=1)
+    with pytest.raises(UsageError, match="speakers come from split 'train'"):
+        react(made["GT"], train, m=1)
 
 
 def test_baselines_that_learn_need_the_training_split():
     with pytest.raises(UsageError, match="Random baseline needs the training split"):
-        baselines.make("Random", None)
+        registry.baseline("Random", None)
 
 
 def test_nn_refuses_mismatched_inputs(made, test_split):
@@ -299,8 +305,8 @@ def test_nn_refuses_mismatched_inputs(made, test_split):
         baselines.NearestMotion.from_arrays(np.zeros((2, 64, 58)), np.zeros((3, 64, 58)))
 
 
-def test_generate_split_refuses_bad_items_and_chunks(made, test_split):
+def test_react_refuses_bad_items_and_chunks(made, test_split):
     with pytest.raises(UsageError, match="items must be indices 0 .. 5"):
-        baselines.generate_split(made["Mirror"], test_split, items=[6])
+        react(made["Mirror"], test_split, items=[6])
     with pytest.raises(UsageError, match="chunk must be an integer >= 1"):
-        baselines.generate_split(made["Mirror"], test_split, chunk=0)
+        react(made["Mirror"], test_split, chunk=0)

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from reactlib import config, models, paths, reactdiff, results
+from reactlib import config, paths, runtime
+from reactlib.models import reactdiff, reactdiff_net
+from reactlib.suite import results
 
 
 def _load(name: str):
@@ -262,7 +264,7 @@ def test_speed_times_prepared_conditions_against_recomputing_them(speed_doc):
 def test_speed_flops_match_the_dense_layer_estimate(speed_doc, factor):
     """A dense layer costs 2 x in x out FLOPs per frame, so one call on one stream of a window
     costs about 2 x parameters x frames; the count grows with the streams and steps exactly."""
-    parameters = models.parameter_count(reactdiff.ReactDiff(models.profile_config("ci")))
+    parameters = runtime.parameter_count(reactdiff.ReactDiff(reactdiff_net.profile_config("ci")))
     counts = speed_doc["figures"]["parameters"]
     assert counts["ci"] == parameters and counts["ci"] < counts["lab"] < counts["full"]
     flops = speed_doc["figures"]["flops"]

@@ -9,7 +9,10 @@ import sys
 import pytest
 import yaml
 
-from reactlib import cli, notebooks, paths
+from reactlib import paths
+from reactlib.suite import cli
+from reactlib.suite import runner as notebooks
+from reactlib.suite.cli import common
 
 
 def test_unknown_profile_fails_clearly(capsys):
@@ -51,7 +54,7 @@ def test_malformed_setting_is_a_usage_error(capsys):
     [("steps=500", 500), ("lr=1e-3", 1e-3), ("name=hello", "hello"), ("x=None", None)],
 )
 def test_settings_are_read_as_literals(text, value):
-    assert cli._setting(text) == (text.split("=")[0], value)
+    assert common.setting(text) == (text.split("=")[0], value)
 
 
 @pytest.mark.parametrize(
@@ -183,7 +186,7 @@ def test_profile_and_results_dir_cannot_be_set_as_parameters(key, capsys):
 def test_a_bug_keeps_its_traceback(monkeypatch):
     """A plain ValueError from inside the library is a bug, not the user's mistake: it must not be
     turned into 'error: ...' and exit 2."""
-    from reactlib import synth
+    from reactlib.data import synth
 
     def broken(*args, **kwargs):
         raise ValueError("internal inconsistency")
@@ -194,7 +197,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 
 
 def test_a_data_error_exits_1_naming_the_file(monkeypatch, capsys):
-    from reactlib import synth
+    from reactlib.data import synth
     from reactlib.errors import DataError
 
     def bad_file(*args, **kwargs):
@@ -234,12 +237,14 @@ def test_error_kinds_are_value_errors_and_configuration_is_usage():
     assert data.DataError is errors.DataError
 
 
-def test_generate_offers_exactly_the_generators_samplers_and_noises():
+def test_generate_offers_exactly_the_baselines_samplers_and_noises():
     """The parser lists its choices itself (importing torch to parse arguments would slow every
-    command); they must stay the ones :class:`reactlib.reactdiff.ReactDiffGenerator` accepts."""
-    from reactlib import reactdiff
+    command); they must stay the ones :class:`reactlib.models.reactdiff.ReactDiffGenerator` and
+    :func:`reactlib.models.registry.baseline` accept."""
+    from reactlib.models import baselines, reactdiff
 
-    generate = cli._parser()._subparsers._group_actions[0].choices["generate"]
+    generate = cli.parser()._subparsers._group_actions[0].choices["generate"]
     choices = {a.dest: tuple(a.choices) for a in generate._actions if a.choices}
     assert choices["sampler"] == reactdiff.SAMPLERS
     assert choices["noise"] == reactdiff.NOISES
+    assert choices["baseline"] == tuple(baselines.BASELINES)

@@ -1,4 +1,5 @@
-"""Tests for reactlib.coeffs: names, AU pairs, the emotion map, normalisation, pose conventions."""
+"""Tests for reactlib.face.coeffs: names, AU pairs, the emotion map, normalisation, pose
+conventions."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import coeffs
-from reactlib.coeffs import index
+from reactlib.face import coeffs
+from reactlib.face.coeffs import index
 
 
 def _face(**weights: float) -> np.ndarray:

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io.wavfile
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from react_fixture import (
@@ -27,9 +26,11 @@ from react_fixture import (
     train_neighbours,
 )
 
-from reactlib import audio, coeffs, data
-from reactlib.data import DataError
+from reactlib import data
+from reactlib.data import DataError, audio
+from reactlib.data import corpus as corpora
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 
 SMALL = 60
 """Stored frames of the function-scoped fixtures that tests modify (fast to build)."""
@@ -621,34 +622,17 @@ def test_corpus_unknown_split(react):
 
 
 def test_open_corpus_uses_the_given_copy(react, monkeypatch):
-    from reactlib import config, synth
+    from reactlib import config
 
     monkeypatch.delenv(data.DATA_ENV, raising=False)
-    assert synth.open_corpus(react.root).root == react.root.resolve()
+    assert corpora.open_corpus(react.root).root == react.root.resolve()
     cfg = config.resolve("ci", data_root=str(react.root))
-    assert synth.open_corpus(cfg=cfg).root == react.root.resolve()
+    assert corpora.open_corpus(cfg=cfg).root == react.root.resolve()
     monkeypatch.setenv(data.DATA_ENV, str(react.root))
-    assert synth.open_corpus().root == react.root.resolve()
+    assert corpora.open_corpus().root == react.root.resolve()
     monkeypatch.delenv(data.DATA_ENV)
     with pytest.raises(ValueError, match="cfg"):
-        synth.open_corpus()
-
-
-def test_data_does_not_import_synth():
-    """synth builds on data, never the reverse: no import of synth anywhere in data.py."""
-    import ast
-
-    tree = ast.parse(Path(data.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
-            imported.add(node.module or "")
-    assert "reactlib.coeffs" in imported  # the scan does see data's imports
-    assert not [name for name in imported if "synth" in name], imported
-    assert not hasattr(data, "open_corpus")
+        corpora.open_corpus()
 
 
 def test_corrupt_corpus_file(small):
@@ -746,84 +730,6 @@ def test_a_malformed_corpus_record_names_the_file_and_the_problem(small, case):
         with pytest.raises(DataError, match=problem) as err:
             read(small.root)
         assert str(err.value).startswith(f"{path}: ")
-
-
-# --- WindowDataset --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_split(small):
-    return data.Split(small.root, "train", frames=SMALL_USED)
-
-
-def test_window_dataset_items(small_split):
-    ds = data.WindowDataset(small_split, window=20)
-    assert ds.windows_per_clip == 2
-    assert len(ds) == len(small_split) * (SMALL_USED // 20) == 12
-    for i in range(len(ds)):
-        k, w = divmod(i, 2)
-        item = small_split.items[k]
-        start = 20 * w
-        out = ds[i]
-        assert out["speaker"].shape == (20, 58) and out["speaker"].dtype == torch.float32
-        assert out["listener"].shape == (20, 58)
-        assert out["speaker_audio"].shape == (20, 78)
-        assert out["past_listener"].shape == (58,)
-        listener = small_split.coeffs(item.listener)
-        np.testing.assert_array_equal(out["listener"].numpy(), listener[start : start + 20])
-        np.testing.assert_array_equal(
-            out["speaker"].numpy(), small_split.coeffs(item.speaker)[start : start + 20]
-        )
-        np.testing.assert_array_equal(
-            out["speaker_audio"].numpy(),
-            small_split.audio_features(item.speaker)[start : start + 20],
-        )
-        if w == 0:
-            assert torch.count_nonzero(out["past_listener"]) == 0
-        else:
-            np.testing.assert_array_equal(out["past_listener"].numpy(), listener[start - 1])
-        assert out["h"].dtype == torch.int64
-        assert out["h"].tolist() == list(range(start, start + 20))
-        assert int(out["item"]) == k
-        assert out["appropriate"].dtype == torch.bool
-        np.testing.assert_array_equal(out["appropriate"].numpy(), small_split.neighbours[k])
-
-
-def test_window_dataset_batches(small_split):
-    ds = data.WindowDataset(small_split, window=25)
-    batches = list(torch.utils.data.DataLoader(ds, batch_size=5, shuffle=False))
-    assert len(batches) == 3  # 12 windows
-    b = batches[0]
-    assert b["speaker"].shape == (5, 25, 58)
-    assert b["speaker_audio"].shape == (5, 25, 78)
-    assert b["past_listener"].shape == (5, 58)
-    assert b["h"].shape == (5, 25)
-    assert b["appropriate"].shape == (5, 6)
-    assert b["item"].tolist() == [0, 0, 1, 1, 2]
-    assert batches[-1]["speaker"].shape == (2, 25, 58)
-
-
-def test_window_dataset_normalizes(small_split):
-    norm = coeffs.Normalizer.fit(small_split.stack("coeffs", "speaker"))
-    ds = data.WindowDataset(small_split, window=10, normalizer=norm, audio=False)
-    out = ds[3]  # item 0, window 3
-    assert "speaker_audio" not in out
-    raw = small_split.coeffs(small_split.items[0].speaker)[30:40]
-    np.testing.assert_allclose(out["speaker"].numpy(), norm.normalize(raw), rtol=1e-6)
-    past = small_split.coeffs(small_split.items[0].listener)[29]
-    np.testing.assert_allclose(out["past_listener"].numpy(), norm.normalize(past), rtol=1e-6)
-    assert not np.allclose(out["speaker"].numpy(), raw)
-
-
-def test_window_dataset_bounds(small_split):
-    ds = data.WindowDataset(small_split, window=SMALL_USED)
-    assert len(ds) == 6
-    for bad in (6, -1, 100):
-        with pytest.raises(IndexError, match="out of range"):
-            ds[bad]
-    for window in (0, SMALL_USED + 1):
-        with pytest.raises(ValueError, match="window"):
-            data.WindowDataset(small_split, window=window)
 
 
 # --- property: shapes -----------------------------------------------------------------------------
@@ -924,8 +830,6 @@ def test_precomputed_audio_features_are_read_back_exactly(small):
     clip = split.items[0].speaker
     assert split.audio_features(clip) is split.audio_features(clip)  # cached
     split.validate()
-    window = data.WindowDataset(split, window=10)[1]  # item 0, frames 10..19
-    np.testing.assert_array_equal(window["speaker_audio"].numpy(), written[clip][10:20])
 
 
 def test_precomputed_audio_features_are_converted_to_float32(tmp_path):
@@ -1076,10 +980,11 @@ def test_validate_reports_features_of_different_widths(small):
 
 
 def test_coefficient_views_change_translation_only_and_are_named(corpus):
-    from reactlib import cli, pfl, reactdiff
     from reactlib.errors import UsageError
+    from reactlib.face import pfl
+    from reactlib.suite.cli import models as model_verbs
 
-    assert cli.COEFF_VIEWS == data.COEFF_VIEWS
+    assert model_verbs.COEFF_VIEWS == data.COEFF_VIEWS
     stored = corpus.split("test")
     clip = stored.items[0].listener
     raw = stored.coeffs(clip)
@@ -1095,10 +1000,10 @@ def test_coefficient_views_change_translation_only_and_are_named(corpus):
     fixed = corpus.with_view("pfl").split("test").coeffs(clip)
     # A floating crop follows the face: the head's sideways travel is (nearly) gone.
     assert floating[:, 55].std() < 0.5 * fixed[:, 55].std()
-    assert reactdiff.corpus_identity(corpus) == {
+    assert corpus.identity() == {
         "kind": "SynthReact",
         "digest": corpus.meta["digest"],
     }
-    assert reactdiff.corpus_identity(corpus.with_view("pfl"))["view"] == "pfl"
+    assert corpus.with_view("pfl").identity()["view"] == "pfl"
     with pytest.raises(UsageError, match="unknown coefficient view"):
         corpus.with_view("zoom")

@@ -1,4 +1,5 @@
-"""Tests for reactlib.detect without video files: the box convention, tracking and detections."""
+"""Tests for reactlib.face.detect without video files: the box convention, tracking and
+detections."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import detect
+from reactlib.face import detect
 
 EXACT = 1e-9
 FEW = settings(max_examples=25, deadline=None)

@@ -1,4 +1,4 @@
-"""Tests for reactlib.kinematics: eqs 2-4 and 9-10 against their closed forms and sympy."""
+"""Tests for reactlib.face.kinematics: eqs 2-4 and 9-10 against their closed forms and sympy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from reactlib import kinematics
+from reactlib.face import kinematics
 
 EXACT = 1e-9
 FEW = settings(max_examples=25, deadline=None)

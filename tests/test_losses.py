@@ -1,4 +1,4 @@
-"""Tests for reactlib.losses: ReactDiff's constraints (eqs 8 and 9) and total loss (eq 10),
+"""Tests for reactlib.models.losses: ReactDiff's constraints (eqs 8 and 9) and total loss (eq 10),
 against values computed by hand from the definitions on tiny windows where only a couple of
 coefficients carry an error."""
 
@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
-from reactlib import coeffs, diffusion
+from reactlib import diffusion
 from reactlib.errors import UsageError
-from reactlib.losses import (
+from reactlib.face import coeffs
+from reactlib.models.losses import (
     CONSTRAINT_SIGMA,
     LossSettings,
     fac_loss,

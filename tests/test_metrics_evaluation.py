@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from react_fixture import make_react_fixture
 
-from reactlib import cli, coeffs, data
+from reactlib import data
 from reactlib.errors import DataError, UsageError
+from reactlib.face import coeffs
 from reactlib.metrics import emotion, evaluation
+from reactlib.suite import cli
 
 
 @pytest.fixture(scope="module")

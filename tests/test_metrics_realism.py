@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from scipy.linalg import hadamard
 from scipy.ndimage import gaussian_filter1d
 
-from reactlib import coeffs, online, rules
+from reactlib import online, rules
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 from reactlib.metrics import realism
 
 # --- frechet_distance -----------------------------------------------------------------------------

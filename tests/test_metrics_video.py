@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from reactlib import coeffs, render
 from reactlib.errors import UsageError
+from reactlib.face import coeffs, render
 from reactlib.metrics import video
 
 H = W = 96

@@ -18,9 +18,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import coeffs
 from reactlib.errors import UsageError
-from reactlib.models import (
+from reactlib.face import coeffs
+from reactlib.models.reactdiff_net import (
     AdaGN,
     CausalConv,
     CausalCrossAttention,
@@ -29,10 +29,10 @@ from reactlib.models import (
     ReactDiffConfig,
     ReactDiffNet,
     causal_mask,
-    parameter_count,
     profile_config,
     timestamp_features,
 )
+from reactlib.runtime import parameter_count
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from reactlib import config, notebooks, paths
+from reactlib import config, paths
+from reactlib.suite import runner as notebooks
 
 ROOT = paths.repo_root()
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_models import randomise
 
-from reactlib import coeffs, models, reactdiff
+from reactlib.face import coeffs
+from reactlib.models import reactdiff, reactdiff_net
 from reactlib.online import WindowContext, generate, windows
 
 torch.set_num_threads(1)
@@ -183,7 +184,7 @@ W = 16
 def reactdiff_model(context: str) -> reactdiff.ReactDiff:
     """An untrained ``ci``-sized ReactDiff with randomised output layers."""
     torch.manual_seed(0)
-    config = models.profile_config(
+    config = reactdiff_net.profile_config(
         "ci",
         window=W,
         speaker_context=context,

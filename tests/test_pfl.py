@@ -1,4 +1,4 @@
-"""Tests for reactlib.pfl without video files: the PFL and floating windows (eqs 5, 7, 8),
+"""Tests for reactlib.face.pfl without video files: the PFL and floating windows (eqs 5, 7, 8),
 cropping geometry, analytic and closed-loop retention (on synthetic pixels), the skin-colour
 detector and the coefficient views."""
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import coeffs, detect, footage, pfl
-from reactlib.coeffs import ROTATION, TRANSLATION
-from reactlib.render import FaceRenderer
+from reactlib.face import coeffs, detect, footage, pfl
+from reactlib.face.coeffs import ROTATION, TRANSLATION
+from reactlib.face.render import FaceRenderer
 
 EXACT = 1e-9
 FEW = settings(max_examples=25, deadline=None)

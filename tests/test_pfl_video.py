@@ -1,4 +1,5 @@
-"""Tests for reactlib.pfl on images and video files: the Haar and oracle detectors, the astronaut
+"""Tests for reactlib.face.pfl on images and video files: the Haar and oracle detectors, the
+astronaut
 photograph moved along a known path, a rendered SynthReact video, the streaming crop and its
 report, render's streaming video I/O and the ``pfl-crop`` command."""
 
@@ -12,9 +13,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from reactlib import cli, coeffs, detect, footage, pfl, render, synth, video
-from reactlib.coeffs import TRANSLATION
+from reactlib.data import synth
 from reactlib.errors import DataError
+from reactlib.face import coeffs, detect, footage, pfl, render, video
+from reactlib.face.coeffs import TRANSLATION
+from reactlib.suite import cli
 
 PHOTO_FRAMES = 40
 SIZE = 64  # side of the cropped videos written here
@@ -129,7 +132,7 @@ def test_haar_on_a_blank_frame_and_bad_frames(haar):
 def test_unknown_detector_names():
     with pytest.raises(ValueError, match="unknown detector 'dlib'; valid: haar, oracle"):
         detect.detector("dlib")
-    with pytest.raises(ValueError, match="boxes= or video="):
+    with pytest.raises(ValueError, match="needs boxes=; for a SynthReact video use"):
         detect.detector("oracle")
     assert detect.detector("oracle", boxes=np.ones((2, 4))).settings()["frames"] == 2
 
@@ -284,7 +287,7 @@ def test_closed_loop_on_a_rendered_synthreact_person(corpus_video, tmp_path):
 
 def test_skin_detector_on_a_synthreact_video(corpus_video):
     """On the corpus's own video: a face in every frame, where the oracle says it is."""
-    oracle = detect.OracleDetector.for_synth_video(corpus_video)
+    oracle = synth.oracle_detector(corpus_video)
     skin = detect.SkinDetector.for_identity(synth_identity(corpus_video))
     det = detect.detect_video(video.iter_video(corpus_video), skin)
     assert det.found.all()
@@ -374,7 +377,7 @@ def test_oracle_centre_is_the_face_box_centre():
 
 
 def test_oracle_for_a_synthreact_video(corpus_video):
-    oracle = detect.OracleDetector.for_synth_video(corpus_video)
+    oracle = synth.oracle_detector(corpus_video)
     assert oracle.boxes.shape == (51, 4)
     assert oracle.settings()["source"].startswith("SynthReact SynthReact/session_0000/")
     det = detect.detect_video(video.iter_video(corpus_video), oracle)
@@ -388,8 +391,10 @@ def test_oracle_for_a_synthreact_video(corpus_video):
 
 def test_oracle_for_a_video_outside_a_corpus(gradient_mp4):
     with pytest.raises(ValueError, match="--boxes"):
-        detect.OracleDetector.for_synth_video(gradient_mp4)
+        synth.oracle_detector(gradient_mp4)
     with pytest.raises(ValueError, match="not a video inside a SynthReact corpus"):
+        synth.oracle_detector(gradient_mp4)
+    with pytest.raises(ValueError, match="oracle_detector"):  # the detector factory points there
         detect.detector("oracle", video=gradient_mp4)
 
 
@@ -555,7 +560,8 @@ def test_crop_frames_needs_one_window_per_frame():
 
 
 def test_crop_video_of_a_synthreact_video_finds_its_oracle(corpus_video, tmp_path):
-    rep = pfl.crop_video(corpus_video, tmp_path / "o.mp4", "float", "oracle", 32)
+    oracle = synth.oracle_detector(corpus_video)
+    rep = pfl.crop_video(corpus_video, tmp_path / "o.mp4", "float", oracle, 32)
     assert rep.detector["name"] == "oracle" and rep.detector["frames"] == 51
     assert rep.detections["found"] == 51
     assert video.video_info(tmp_path / "o.mp4")["size"] == (32, 32)

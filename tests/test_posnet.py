@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import baselines, coeffs, losses, models, online, posnet
+from reactlib import online
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 from reactlib.metrics.realism import smoothness
+from reactlib.models import baselines, losses, posnet
 
 W = 16
 
@@ -45,14 +47,14 @@ def run(reactions, fix):
 
 
 def test_untrained_residual_posnet_is_the_identity():
-    model = models.PosNet(models.PosNetConfig(window=W, hidden=8)).eval()
+    model = posnet.PosNet(posnet.PosNetConfig(window=W, hidden=8)).eval()
     poses = torch.randn(3, 30, 6)
     assert torch.equal(model(torch.randn(3, 6), poses), poses)
 
 
 def test_posnet_output_shapes_and_chunks():
     torch.manual_seed(0)
-    model = models.PosNet(models.PosNetConfig(window=W, hidden=8, residual=False)).eval()
+    model = posnet.PosNet(posnet.PosNetConfig(window=W, hidden=8, residual=False)).eval()
     past, poses = torch.randn(2, 6), torch.randn(2, 30, 6)
     out = model(past, poses)
     assert out.shape == (2, 30, 6)
@@ -63,11 +65,11 @@ def test_posnet_output_shapes_and_chunks():
 
 
 def test_posnet_statistics_are_checked():
-    model = models.PosNet(models.PosNetConfig(hidden=4))
+    model = posnet.PosNet(posnet.PosNetConfig(hidden=4))
     with pytest.raises(UsageError):
         model.set_statistics(torch.zeros(6), torch.zeros(6))
     with pytest.raises(UsageError):
-        models.PosNetConfig(window=0)
+        posnet.PosNetConfig(window=0)
 
 
 # --- Losses ---------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def test_posnet_loss_weights_and_parts():
 @pytest.mark.parametrize("name", ["linear", "cubic", "moving_average", "posnet"])
 def test_fixes_leave_expressions_bit_for_bit(name):
     reactions = seamed(n=2)
-    model = models.PosNet(models.PosNetConfig(window=W, hidden=8, residual=False))
+    model = posnet.PosNet(posnet.PosNetConfig(window=W, hidden=8, residual=False))
     out = run(reactions, posnet.make_fix(name, model))
     assert np.array_equal(out[..., coeffs.EXPRESSION], reactions[..., coeffs.EXPRESSION])
     assert not np.array_equal(out[..., coeffs.POSE], reactions[..., coeffs.POSE])
@@ -222,7 +224,8 @@ def test_load_refuses_another_models_checkpoint(cfg, tmp_path):
 
 
 def test_train_posnet_on_a_generator_and_generate_with_it(corpus, tmp_path, capsys):
-    from reactlib import cli, train
+    from reactlib import train
+    from reactlib.suite import cli
 
     gen, smoother = tmp_path / "transvae", tmp_path / "posnet"
     common = ["--profile", "ci", "--data", str(corpus.root)]
@@ -255,19 +258,27 @@ def test_train_posnet_on_a_generator_and_generate_with_it(corpus, tmp_path, caps
     assert (smoother / train.CHECKPOINT_FILE).is_file()
 
 
-def test_train_on_generates_with_a_seed_apart_from_the_tests_and_trains(cfg, tmp_path, monkeypatch):
+def test_train_on_generates_with_a_seed_apart_from_the_tests_and_trains(
+    cfg, corpus, tmp_path, monkeypatch
+):
     from reactlib import train
 
     monkeypatch.setenv(train.MODELS_ENV, str(tmp_path))
     asked = {}
 
-    def generate(**kw):
-        asked.update(kw)
-        return seamed(n=4, frames=128, seed=kw["seed"])
+    class Replay(online.Generator):
+        """Seamed reactions, whatever the speakers: what train_on asked for is recorded."""
 
-    trained, reactions = posnet.train_on(cfg, generate, source="fake", steps=3, hidden=8)
-    assert asked["seed"] == cfg.seed + 1 and asked["m"] == 2
+        name = "fake"
+
+        def react(self, inputs, m=10, seed=0, **kwargs):
+            asked.update(items=inputs.items, m=m, seed=seed)
+            return seamed(n=len(inputs), frames=128, seed=seed)
+
+    split = corpus.split("train")
+    trained, reactions = posnet.train_on(cfg, Replay(), split, items=range(4), steps=3, hidden=8)
+    assert asked == {"items": (0, 1, 2, 3), "m": 2, "seed": cfg.seed + 1}
     assert reactions.shape == (4, 1, 128, 58)
     assert trained.step == 3 and trained.identity["source"]["generator"] == "fake"
-    again, _ = posnet.train_on(cfg, generate, source="fake", steps=3, hidden=8)
+    again, _ = posnet.train_on(cfg, Replay(), split, items=range(4), steps=3, hidden=8)
     assert not again.trained_now  # cached by the reactions' digest

@@ -7,10 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import cli, config, data, online, reactdiff, synth, train
+from reactlib import config, data, online, train
+from reactlib.data import synth
 from reactlib.errors import UsageError
+from reactlib.models import reactdiff, windows
+from reactlib.suite import cli
 
 STEPS = 3
+
+
+def sample(model, split, *, items=None, m=10, seed=0, chunk=8, **options):
+    """``model``'s reactions to the speakers of ``split``'s ``items``, from its generator."""
+    generator = reactdiff.ReactDiffGenerator(model, **options)
+    return generator.react(online.speaker_inputs(split, items), m=m, seed=seed, chunk=chunk)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +89,7 @@ def test_bad_settings_are_usage_errors(cfg, key, value, message):
 
 def test_identity_names_corpus_profile_and_every_setting(cfg, corpus):
     rec = reactdiff.recipe(cfg)
-    identity = rec.identity(reactdiff.corpus_identity(corpus), "ci")
+    identity = rec.identity(corpus.identity(), "ci")
     assert identity["corpus"] == {"kind": "SynthReact", "digest": corpus.meta["digest"]}
     assert identity["net"]["channels"] == list(rec.net.channels)
     changed = reactdiff.recipe(cfg, fac_weight=0.01).identity(identity["corpus"], "ci")
@@ -95,7 +104,7 @@ def pairs(cfg, corpus):
     rec = reactdiff.recipe(cfg, lookback=8)
     split = corpus.split("train")
     model = reactdiff.build(rec, split)
-    return reactdiff.WindowPairs(split, rec.net, model), model, split
+    return windows.WindowPairs(split, rec.net, model), model, split
 
 
 def test_batches_depend_on_seed_and_step_only(pairs):
@@ -159,8 +168,8 @@ def test_generated_reactions_have_the_contract_shape_and_ignore_chunking(run, co
     model, _ = reactdiff.load(run.out)
     split = corpus.split("test")
     kwargs = dict(m=2, seed=3, steps=2, items=[0, 1, 2])
-    a = reactdiff.generate_split(model, split, chunk=3, **kwargs)
-    b = reactdiff.generate_split(model, split, chunk=1, **kwargs)
+    a = sample(model, split, chunk=3, **kwargs)
+    b = sample(model, split, chunk=1, **kwargs)
     assert a.shape == (3, 2, split.frames, 58) and a.dtype == np.float32
     assert np.isfinite(a).all()
     # the same noise whatever the chunk; only the matrix products' rounding depends on batch size
@@ -172,7 +181,7 @@ def test_a_post_processor_may_change_the_sampled_window_in_place(run, corpus):
     """The generator samples in inference mode but hands back an ordinary tensor: a hook that
     edits the window in place (as a pose smoother may) works, and its edit is what is kept."""
     model, _ = reactdiff.load(run.out)
-    speaker, audio = reactdiff.speaker_inputs(corpus.split("test"), [0])
+    speaker, audio = online.speaker_inputs(corpus.split("test"), [0]).arrays()
     generator = reactdiff.ReactDiffGenerator(model, steps=2)
 
     def zero_pose(window, ctx):
@@ -187,11 +196,8 @@ def test_a_post_processor_may_change_the_sampled_window_in_place(run, corpus):
 def test_ode_generation_is_deterministic_and_differs_from_sde(run, corpus):
     model, _ = reactdiff.load(run.out)
     split = corpus.split("test")
-    ode = [
-        reactdiff.generate_split(model, split, m=1, steps=2, items=[0], sampler="ode")
-        for _ in range(2)
-    ]
-    sde = reactdiff.generate_split(model, split, m=1, steps=2, items=[0], sampler="sde")
+    ode = [sample(model, split, m=1, steps=2, items=[0], sampler="ode") for _ in range(2)]
+    sde = sample(model, split, m=1, steps=2, items=[0], sampler="sde")
     np.testing.assert_array_equal(ode[0], ode[1])
     assert np.abs(ode[0] - sde).max() > 0
 
@@ -285,14 +291,11 @@ def test_sde_noise_drawn_per_step_or_from_a_tree(run, corpus):
     model, _ = reactdiff.load(run.out)
     split = corpus.split("test")
     kwargs = dict(m=1, steps=3, items=[0], sampler="sde")
-    steps = [reactdiff.generate_split(model, split, noise="steps", **kwargs) for _ in range(2)]
-    tree = reactdiff.generate_split(model, split, noise="tree", **kwargs)
+    steps = [sample(model, split, noise="steps", **kwargs) for _ in range(2)]
+    tree = sample(model, split, noise="tree", **kwargs)
     np.testing.assert_array_equal(steps[0], steps[1])
     assert np.abs(steps[0] - tree).max() > 0  # the same law, another draw
-    ode = [
-        reactdiff.generate_split(model, split, noise=n, **{**kwargs, "sampler": "ode"})
-        for n in reactdiff.NOISES
-    ]
+    ode = [sample(model, split, noise=n, **{**kwargs, "sampler": "ode"}) for n in reactdiff.NOISES]
     np.testing.assert_array_equal(ode[0], ode[1])  # the ODE draws no noise
     with pytest.raises(UsageError, match="noise must be one of"):
         reactdiff.ReactDiffGenerator(model, noise="pink")

@@ -1,4 +1,5 @@
-"""Tests for reactlib.render: geometry and pose conventions, expressions, identities, video I/O."""
+"""Tests for reactlib.face.render: geometry and pose conventions, expressions, identities, video
+I/O."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactlib import coeffs, render
-from reactlib.render import (
+from reactlib.face import coeffs, kinematics, render
+from reactlib.face.render import (
     DEFAULT_SIZE,
     FaceRenderer,
     Identity,
@@ -194,15 +195,15 @@ def test_roll_rotates_the_eye_line_by_the_roll_angle(renderer, parts, roll):
 
 def test_rotation_matrices_are_rotations_in_the_documented_order():
     angles = np.array([[0.3, -0.2, 0.7], [0.0, 0.0, 0.0]])
-    r = render.rotation_matrices(angles)
+    r = kinematics.rotations(angles)
     np.testing.assert_allclose(
         r @ r.transpose(0, 2, 1), np.broadcast_to(np.eye(3), r.shape), atol=1e-12
     )
     np.testing.assert_allclose(np.linalg.det(r), 1.0)
     p, y, z = angles[0]
-    rx = render.rotation_matrices([p, 0, 0])
-    ry = render.rotation_matrices([0, y, 0])
-    rz = render.rotation_matrices([0, 0, z])
+    rx = kinematics.rotations([p, 0, 0])
+    ry = kinematics.rotations([0, y, 0])
+    rz = kinematics.rotations([0, 0, z])
     np.testing.assert_allclose(r[0], rz @ ry @ rx, atol=1e-12)
     np.testing.assert_allclose(
         rx, [[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]]

@@ -1,4 +1,4 @@
-"""Tests for reactlib.results: metrics.json with provenance, tables, schema, git state."""
+"""Tests for reactlib.suite.results: metrics.json with provenance, tables, schema, git state."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reactlib import notebooks, paths, results, runtime
+from reactlib import paths, runtime
 from reactlib.config import resolve
+from reactlib.suite import report, results
+from reactlib.suite import runner as notebooks
 
 REAL_GIT_STATE = results.git_state
 FAKE_GIT = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}
@@ -787,3 +789,56 @@ def test_saved_tables_carry_their_digest(tmp_path):
     assert doc["table_sha256"]["t"] == results.file_sha256(tmp_path / "t.csv")
     (tmp_path / "t.csv").write_text("row,a\nx,1.0\ny,2.5\n")  # an edited table no longer matches
     assert results.file_sha256(tmp_path / "t.csv") != doc["table_sha256"]["t"]
+
+
+# --- results/README.md, the generated page of every committed figure ---------------------------
+
+
+def test_the_committed_results_page_is_what_the_committed_results_give():
+    root = paths.repo_root()
+    page = (root / report.REPORT).read_text(encoding="utf-8")
+    assert page == report.render(root), "results/README.md is stale: python -m reactlib results"
+
+
+def _fake_checkout(root: Path, value: float) -> None:
+    run = root / "results" / "lab" / "10_posnet"
+    run.mkdir(parents=True)
+    doc = {
+        "notebook": "10_posnet",
+        "profile": "lab",
+        "created": "2026-11-29T03:50:35+00:00",
+        "git": {"commit": "b1ccd7a6ea3e7a0", "dirty": False},
+        "device": "cpu (2 threads, 2 cores)",
+        "wall_times": {"total": 120.0},
+        "metrics": {"seams": {"Trans-VAE": {"seam_ratio": value}}, "items": list(range(10))},
+        "tables": {"fixes": "fixes.csv"},
+        "table_sha256": {"fixes": "ab" * 32},
+    }
+    (run / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
+    bench = root / "benchmarks" / "results"
+    bench.mkdir(parents=True)
+    prov = {"created": "2026-11-29", "git": {"commit": "5f27c6f", "dirty": True},
+            "command": "python benchmarks/x_speed.py", "machine": {"cpu": "AMD", "cores": 2,
+            "load_average": [1.5, 1.0, 0.5]}}  # fmt: skip
+    bench_doc = {"benchmark": "x", "provenance": prov, "settings": {"n": 3}, "figures": {"s": 2.5}}
+    (bench / "x_speed.json").write_text(json.dumps(bench_doc), encoding="utf-8")
+
+
+def test_the_results_page_names_each_figure_with_its_profile_commit_and_command(tmp_path):
+    _fake_checkout(tmp_path, 9.6117)
+    page = report.render(tmp_path)
+    assert "### lab / 10_posnet" in page
+    assert "Commit b1ccd7a, 2026-11-29, cpu (2 threads, 2 cores), 2.0 min." in page
+    assert "`python -m reactlib run --profile lab --only 10`" in page
+    assert "| `seams/Trans-VAE/seam_ratio` | 9.612 |" in page
+    assert "[0, 1, 2, 3, 4, 5, ... (10 values)]" in page
+    assert "[fixes.csv](lab/10_posnet/fixes.csv) (sha256 abababababab)" in page
+    assert "Commit 5f27c6f (dirty tree)" in page and "load average 1.50, 1.00, 0.50" in page
+    assert "Re-run: `python benchmarks/x_speed.py`." in page and "| `s` | 2.5 |" in page
+
+
+def test_the_results_page_goes_stale_when_a_figure_changes(tmp_path):
+    _fake_checkout(tmp_path / "a", 9.6115)
+    _fake_checkout(tmp_path / "b", 9.7)
+    assert report.render(tmp_path / "a") != report.render(tmp_path / "b")
+    assert report.render(tmp_path / "a") == report.render(tmp_path / "a")  # no clock in it

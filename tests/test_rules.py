@@ -10,9 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from reactlib import coeffs, config, data, rules, synth
-from reactlib.coeffs import index
+from reactlib import config, data, rules
+from reactlib.data import behaviour, synth
 from reactlib.errors import DataError, UsageError
+from reactlib.face import coeffs
+from reactlib.face.coeffs import index
 
 SMILE = [index("mouthSmileLeft"), index("mouthSmileRight")]
 PITCH = index("pitch")
@@ -62,11 +64,11 @@ def _distinct_speakers(n: int, frames: int) -> np.ndarray:
 
 def test_a_smile_delayed_by_12_frames_is_found_at_0_48_s():
     frames = 200
-    smile = synth.smooth_noise(np.random.default_rng(1), frames, 0.5)
+    smile = behaviour.smooth_noise(np.random.default_rng(1), frames, 0.5)
     speaker = np.zeros((1, frames, 58))
     speaker[0][:, SMILE] = smile[:, None]
     reaction = np.zeros((1, 1, frames, 58))
-    reaction[0, 0][:, SMILE] = synth.delayed(smile, 12)[:, None]
+    reaction[0, 0][:, SMILE] = behaviour.delayed(smile, 12)[:, None]
     figures = rules.rule_figures(reaction, speaker, _turns(1, frames))
     assert figures["smile_delay_s"] == 0.48
     assert figures["smile_delay_in_range"] == 1.0
@@ -77,7 +79,7 @@ def test_a_smile_delayed_by_12_frames_is_found_at_0_48_s():
 def test_a_constant_reaction_has_no_smile_delay():
     frames = 200
     speaker = np.zeros((2, frames, 58))
-    speaker[:, :, SMILE] = synth.smooth_noise(np.random.default_rng(2), frames, 0.5)[:, None]
+    speaker[:, :, SMILE] = behaviour.smooth_noise(np.random.default_rng(2), frames, 0.5)[:, None]
     reaction = np.full((2, 3, frames, 58), 0.2)
     figures = rules.rule_figures(reaction, speaker, _turns(2, frames))
     assert math.isnan(figures["smile_delay_s"])
@@ -87,18 +89,18 @@ def test_a_constant_reaction_has_no_smile_delay():
 
 def test_a_reaction_whose_smile_stays_still_counts_as_outside_the_range():
     frames = 200
-    smile = synth.smooth_noise(np.random.default_rng(3), frames, 0.5)
+    smile = behaviour.smooth_noise(np.random.default_rng(3), frames, 0.5)
     speaker = np.zeros((1, frames, 58))
     speaker[0][:, SMILE] = smile[:, None]
     reaction = np.zeros((1, 2, frames, 58))
-    reaction[0, 0][:, SMILE] = synth.delayed(smile, 10)[:, None]
+    reaction[0, 0][:, SMILE] = behaviour.delayed(smile, 10)[:, None]
     figures = rules.rule_figures(reaction, speaker, _turns(1, frames))
     assert figures["smile_delay_s"] == 0.4  # the median over the one reaction that smiles
     assert figures["smile_delay_in_range"] == 0.5
 
 
 def test_xcorr_curves_peak_where_smile_delay_does(corpus):
-    """The vectorised curves give synth.smile_delay's lag, and their value there is the Pearson
+    """The vectorised curves give rules.smile_delay's lag, and their value there is the Pearson
     correlation of the overlapping smile velocities at that lag."""
     split = corpus.split("test")
     speakers = split.stack("coeffs", "speaker").astype(np.float64)
@@ -106,14 +108,14 @@ def test_xcorr_curves_peak_where_smile_delay_does(corpus):
     noisy = listeners + 0.05 * np.random.default_rng(4).standard_normal(listeners.shape)
     max_lag = 30
     for speaker, *reactions in zip(speakers, listeners, noisy, strict=True):
-        leader = np.diff(synth.smile_signal(speaker))
-        followers = np.diff(synth.smile_signal(np.stack(reactions)), axis=-1)
+        leader = np.diff(rules.smile_signal(speaker))
+        followers = np.diff(rules.smile_signal(np.stack(reactions)), axis=-1)
         curves = rules._xcorr_curves(leader, followers, max_lag)
         for reaction, curve in zip(reactions, curves, strict=True):
-            lag = synth.smile_delay(speaker, reaction, max_lag)
+            lag = rules.smile_delay(speaker, reaction, max_lag)
             assert np.nanargmax(curve) == lag
             n = len(leader)
-            expected = np.corrcoef(leader[: n - lag], np.diff(synth.smile_signal(reaction))[lag:])
+            expected = np.corrcoef(leader[: n - lag], np.diff(rules.smile_signal(reaction))[lag:])
             assert curve[lag] == pytest.approx(expected[0, 1], abs=1e-12)
 
 
@@ -227,12 +229,12 @@ def _nodding(frames: int, starts: list[int]) -> np.ndarray:
     """A pitch track ``(frames,)`` at rest but for a backchannel nod starting at each frame."""
     pitch = np.zeros(frames)
     for start in starts:
-        pitch[start : start + 20] += synth.nod(20, 0.08)
+        pitch[start : start + 20] += behaviour.nod(20, 0.08)
     return pitch
 
 
 def test_nods_only_in_pauses():
-    frames, delay = 1000, round(rules.DEFAULT_DELAY_S * synth.FPS)
+    frames, delay = 1000, round(rules.DEFAULT_DELAY_S * behaviour.FPS)
     voiced = _turns(2, frames)  # talks 0-99, pauses 100-199, ... : 5 pauses of 4 s
     pauses = range(100, frames, 200)
     reactions = np.zeros((2, 1, frames, 58))
@@ -245,7 +247,7 @@ def test_nods_only_in_pauses():
 
 
 def test_nods_in_speech_give_a_ratio_below_one():
-    frames, delay = 1000, round(rules.DEFAULT_DELAY_S * synth.FPS)
+    frames, delay = 1000, round(rules.DEFAULT_DELAY_S * behaviour.FPS)
     reactions = np.zeros((1, 2, frames, 58))
     reactions[0, :, :, PITCH] = _nodding(frames, [s + 40 + delay for s in range(0, frames, 200)])
     reactions[0, 1, :, PITCH] += _nodding(frames, [140 + delay])
@@ -357,7 +359,7 @@ def test_speaker_context_is_aligned_with_the_split_items(corpus):
     speaker, voiced = rules.speaker_context(corpus, "test")
     assert speaker.shape == (len(split), split.frames, 58) and speaker.dtype == np.float64
     assert voiced.shape == (len(split), split.frames) and voiced.dtype == bool
-    sessions = synth.read_sessions(corpus, "test")
+    sessions = rules.read_sessions(corpus, "test")
     views = {f"{synth.SITE}/{v.name}/{v.speaker_id}/1": v for v in sessions}
     for k, item in enumerate(split.items):
         np.testing.assert_array_equal(speaker[k], split.coeffs(item.speaker))

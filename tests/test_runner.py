@@ -15,7 +15,9 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from reactlib import cli, config, notebooks, results
+from reactlib import config
+from reactlib.suite import cli, results
+from reactlib.suite import runner as notebooks
 
 pytestmark = pytest.mark.kernel
 

@@ -1,4 +1,5 @@
-"""Tests for reactlib.synth: the social rules of SynthReact, measured on generated data, and the
+"""Tests for reactlib.data.synth: the social rules of SynthReact, measured on generated data, and
+the
 corpus it writes in the REACT 2024 layout."""
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import warnings
 import numpy as np
 import pytest
 
-from reactlib import audio, cli, coeffs, config, data, paths, synth
-from reactlib.coeffs import index
+from reactlib import config, data, paths, rules
+from reactlib.data import audio, behaviour, synth
+from reactlib.face import coeffs
+from reactlib.face.coeffs import index
+from reactlib.suite import cli
 
 STATS_SPEC = synth.Spec(sessions=30, listeners=3, frames=750, seed=7)
 """Big enough for stable statistics (90 listeners, 30 s clips), generated in memory in < 1 s."""
@@ -172,22 +176,22 @@ def test_written_splits_use_disjoint_people(corpus):
 
 def test_xcorr_peak_lag_finds_a_known_delay():
     rng = np.random.default_rng(0)
-    leader = synth.smooth_noise(rng, 500, 0.5)
+    leader = behaviour.smooth_noise(rng, 500, 0.5)
     for lag in (0, 5, 13):
-        assert synth.xcorr_peak_lag(leader, synth.delayed(leader, lag), max_lag=30) == lag
+        assert rules.xcorr_peak_lag(leader, behaviour.delayed(leader, lag), max_lag=30) == lag
 
 
 def test_every_listener_smiles_after_its_own_delay(stats):
     delays = set()
     for s, person, x, _ in _listeners(stats):
         speaker = s.streams["speaker"]
-        lag = synth.xcorr_peak_lag(np.diff(speaker["smile"]), np.diff(_smile(x)), max_lag=40)
+        lag = rules.xcorr_peak_lag(np.diff(speaker["smile"]), np.diff(_smile(x)), max_lag=40)
         assert abs(lag - person.delay_frames) <= 1, (s.name, person.pid, lag, person.delay_frames)
         # The same from the coefficients alone.
-        lag = synth.smile_delay(speaker["coeffs"], x, max_lag=40)
+        lag = rules.smile_delay(speaker["coeffs"], x, max_lag=40)
         assert abs(lag - person.delay_frames) <= 1, (s.name, person.pid, lag, person.delay_frames)
         delays.add(person.delay_frames)
-    low, high = (round(d * synth.FPS) for d in synth.DELAY_RANGE_S)
+    low, high = (round(d * behaviour.FPS) for d in behaviour.DELAY_RANGE_S)
     assert min(delays) >= low and max(delays) <= high
     assert len(delays) >= 5  # delays are personal, not one constant
 
@@ -196,11 +200,11 @@ def test_nods_follow_speaker_pauses(stats):
     pause_nods = speech_nods = pause_s = speech_s = 0.0
     for s, person, x, _ in _listeners(stats):
         voiced = s.streams["speaker"]["voiced"]
-        in_pause, in_speech = synth.nod_rates(x[:, index("pitch")], voiced, person.delay_frames)
-        pause_nods += in_pause * (~voiced).sum() * synth.DT
-        speech_nods += in_speech * voiced.sum() * synth.DT
-        pause_s += (~voiced).sum() * synth.DT
-        speech_s += voiced.sum() * synth.DT
+        in_pause, in_speech = rules.nod_rates(x[:, index("pitch")], voiced, person.delay_frames)
+        pause_nods += in_pause * (~voiced).sum() * behaviour.DT
+        speech_nods += in_speech * voiced.sum() * behaviour.DT
+        pause_s += (~voiced).sum() * behaviour.DT
+        speech_s += voiced.sum() * behaviour.DT
     pause_rate, speech_rate = pause_nods / pause_s, speech_nods / speech_s
     assert pause_rate > 0.2  # listeners do nod
     assert pause_rate >= 2 * speech_rate, (pause_rate, speech_rate)
@@ -209,7 +213,7 @@ def test_nods_follow_speaker_pauses(stats):
 def test_nod_onsets_find_the_placed_nods(stats):
     found = placed = detected = 0
     for _, _, x, nods in _listeners(stats):
-        onsets = synth.nod_onsets(x[:, index("pitch")])
+        onsets = rules.nod_onsets(x[:, index("pitch")])
         detected += len(onsets)
         for t in nods:
             placed += 1
@@ -223,10 +227,10 @@ def test_nod_onsets_find_the_placed_nods(stats):
 def test_speakers_do_not_nod_at_backchannel_amplitude(stats):
     """The nod detector does not fire on a speaker's emphasis and sway as often as listeners."""
     speaker_onsets = sum(
-        len(synth.nod_onsets(s.streams["speaker"]["coeffs"][:, index("pitch")])) for s in stats
+        len(rules.nod_onsets(s.streams["speaker"]["coeffs"][:, index("pitch")])) for s in stats
     )
     listener_onsets = sum(
-        len(synth.nod_onsets(x[:, index("pitch")])) for _, _, x, _ in _listeners(stats)
+        len(rules.nod_onsets(x[:, index("pitch")])) for _, _, x, _ in _listeners(stats)
     )
     per_speaker = speaker_onsets / len(stats)
     per_listener = listener_onsets / (len(stats) * STATS_SPEC.listeners)
@@ -243,7 +247,7 @@ def test_two_listeners_of_one_speaker_react_differently(stats):
                 assert not np.allclose(xs[i], xs[j], atol=0.05)
         speaker = s.streams["speaker"]
         for person, x in zip(s.listeners, xs, strict=True):  # ... and both follow the rule
-            lag = synth.smile_delay(speaker["coeffs"], x, max_lag=40)
+            lag = rules.smile_delay(speaker["coeffs"], x, max_lag=40)
             assert abs(lag - person.delay_frames) <= 1
 
 
@@ -252,7 +256,7 @@ def test_two_listeners_of_one_speaker_react_differently(stats):
 
 @pytest.fixture(scope="module")
 def pair_stats(stats):
-    return synth.pair_statistics(_all_frames(stats))
+    return rules.pair_statistics(_all_frames(stats))
 
 
 def test_pair_statistics_table(pair_stats):
@@ -285,10 +289,10 @@ def test_exclusive_pairs_hold_in_speech_at_the_documented_threshold(stats, ci_sp
         )
 
     for sessions in (stats, synth.sessions(ci_spec)):
-        table = synth.pair_statistics(speaking(sessions), synth.SPEECH_EXCLUSIVE_THRESHOLD)
+        table = rules.pair_statistics(speaking(sessions), rules.SPEECH_EXCLUSIVE_THRESHOLD)
         excl = table[table["kind"] == "mutually_exclusive"]
         assert (excl["both_active"] < 0.02).all(), excl.sort_values("both_active").tail()
-    low = synth.pair_statistics(speaking(stats), 0.1).set_index(["a", "b"])
+    low = rules.pair_statistics(speaking(stats), 0.1).set_index(["a", "b"])
     assert low.loc[("mouthLowerDownLeft", "mouthSmileLeft"), "both_active"] > 0.02
     assert low.loc[("mouthFunnel", "jawOpen"), "both_active"] > 0.02
 
@@ -307,7 +311,7 @@ def test_pair_statistics_detect_violations():
     x[:, index("mouthSmileRight")] = rng.uniform(0, 1, 500)
     x[:, index("jawOpen")] = 0.5
     x[:, index("mouthClose")] = 0.5
-    table = synth.pair_statistics(x).set_index(["a", "b"])
+    table = rules.pair_statistics(x).set_index(["a", "b"])
     assert abs(table.loc[("mouthSmileLeft", "mouthSmileRight"), "corr"]) < 0.2
     assert table.loc[("jawOpen", "mouthClose"), "both_active"] == 1.0
     assert np.isnan(table.loc[("jawOpen", "mouthClose"), "corr"])  # constant columns
@@ -318,7 +322,7 @@ def test_pair_statistics_detect_violations():
 
 @pytest.mark.parametrize("name", ["tx", "ty", "tz"])
 def test_head_translation_stays_in_range_and_moves_smoothly(stats, name):
-    low, high = synth.TRANSLATION_RANGE[name]
+    low, high = behaviour.TRANSLATION_RANGE[name]
     clips = [s.streams["speaker"]["coeffs"] for s in stats]
     clips += [x for s in stats for x in s.streams["listeners"]]
     values = [x[:, index(name)].astype(np.float64) for x in clips]
@@ -340,14 +344,14 @@ def test_every_listener_leans_in_with_the_speaker_arousal(stats):
     """Per listener, from the speaker's coefficients only (through its emotion arousal)."""
     measured = []
     for s, person, x, _ in _listeners(stats):
-        r = synth.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        r = rules.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
         assert r > LEAN_MIN_CORR, (s.name, person.pid, r)
         measured.append(r)
         # The same from the written emotion, or from the arousal itself.
         emotion = coeffs.emotion_from_coeffs(s.streams["speaker"]["coeffs"])
-        assert synth.lean_in(emotion, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
+        assert rules.lean_in(emotion, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
         arousal = s.streams["speaker"]["arousal"]
-        assert synth.lean_in(arousal, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
+        assert rules.lean_in(arousal, x, person.delay_frames) == pytest.approx(r, abs=1e-9)
     assert len(measured) == STATS_SPEC.sessions * STATS_SPEC.listeners
 
 
@@ -355,28 +359,28 @@ def test_lean_in_is_measured_at_the_listener_delay(stats):
     """The measure is not blind: another speaker's arousal, or a wrong delay, scores lower."""
     s, other = stats[0], stats[1]
     for person, x in zip(s.listeners, s.streams["listeners"], strict=True):
-        own = synth.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
-        foreign = synth.lean_in(other.streams["speaker"]["coeffs"], x, person.delay_frames)
+        own = rules.lean_in(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        foreign = rules.lean_in(other.streams["speaker"]["coeffs"], x, person.delay_frames)
         assert foreign < own - 0.2, (own, foreign)
 
 
 def test_lean_drive_is_causal_and_delayed():
     rng = np.random.default_rng(3)
-    arousal = np.tanh(synth.smooth_noise(rng, 300, 0.5))
+    arousal = np.tanh(behaviour.smooth_noise(rng, 300, 0.5))
     delay, cut = 12, 150
     changed = arousal.copy()
     changed[cut:] += rng.uniform(-1, 1, 300 - cut)  # the future changes...
-    a, b = synth.lean_drive(arousal, delay), synth.lean_drive(changed, delay)
+    a, b = behaviour.lean_drive(arousal, delay), behaviour.lean_drive(changed, delay)
     np.testing.assert_array_equal(a[: cut + delay], b[: cut + delay])  # ...the past does not
     assert not np.allclose(a[cut + delay :], b[cut + delay :])
     # A speaker at the neutral face's arousal draws nobody closer; a unit step in arousal is
     # followed by the step response of two one-pole stages, 1 - p^(n+1) - (n+1)(1-p)p^(n+1)
     # n frames after the step, with pole p = exp(-DT / (LEAN_TAU_S / 2)).
-    assert np.allclose(synth.lean_drive(np.full(50, synth.LEAN_REFERENCE), 5), 0)
-    step = np.where(np.arange(200) < 20, synth.LEAN_REFERENCE, synth.LEAN_REFERENCE + 1.0)
-    drive = synth.lean_drive(step, 7)
+    assert np.allclose(behaviour.lean_drive(np.full(50, behaviour.LEAN_REFERENCE), 5), 0)
+    step = np.where(np.arange(200) < 20, behaviour.LEAN_REFERENCE, behaviour.LEAN_REFERENCE + 1.0)
+    drive = behaviour.lean_drive(step, 7)
     assert np.all(drive[:27] == 0) and drive[27] > 0
-    p, n = np.exp(-synth.DT / (synth.LEAN_TAU_S / 2)), np.arange(200 - 27)
+    p, n = np.exp(-behaviour.DT / (behaviour.LEAN_TAU_S / 2)), np.arange(200 - 27)
     expected = 1 - p ** (n + 1) - (n + 1) * (1 - p) * p ** (n + 1)
     np.testing.assert_allclose(drive[27:], expected, atol=1e-12)
 
@@ -384,11 +388,11 @@ def test_lean_drive_is_causal_and_delayed():
 def test_lean_in_rejects_bad_shapes():
     x = np.zeros((40, 58))
     with pytest.raises(ValueError, match="listener must be"):
-        synth.lean_in(x, x[:, :52], 3)
+        rules.lean_in(x, x[:, :52], 3)
     with pytest.raises(ValueError, match="expected"):
-        synth.lean_in(np.zeros((40, 7)), x, 3)
+        rules.lean_in(np.zeros((40, 7)), x, 3)
     with pytest.raises(ValueError, match="frames"):
-        synth.lean_in(np.zeros(39), x, 3)
+        rules.lean_in(np.zeros(39), x, 3)
 
 
 BROW_MIN_CORR = 0.8
@@ -399,7 +403,7 @@ BROW_GAIN_RTOL = 0.15
 def test_every_listener_raises_the_brows_at_speaker_surprise(stats):
     """Per listener: its browInnerUp follows the speaker's by its own delay and gain."""
     for s, person, x, _ in _listeners(stats):
-        measured = synth.brow_response(s.streams["speaker"]["coeffs"], x, person.delay_frames)
+        measured = rules.brow_response(s.streams["speaker"]["coeffs"], x, person.delay_frames)
         assert measured["corr"] > BROW_MIN_CORR, (s.name, person.pid, measured)
         recorded = person.expressivity * person.brow_gain
         assert measured["gain"] == pytest.approx(recorded, rel=BROW_GAIN_RTOL), (s.name, person.pid)
@@ -408,18 +412,18 @@ def test_every_listener_raises_the_brows_at_speaker_surprise(stats):
 def test_brow_response_recovers_a_known_gain_and_sees_no_response():
     rng = np.random.default_rng(4)
     speaker = np.zeros((400, 58))
-    speaker[:, index("browInnerUp")] = synth.events(rng, 400, 0.1, (0.6, 1.2), (0.5, 1), 3)
+    speaker[:, index("browInnerUp")] = behaviour.events(rng, 400, 0.1, (0.6, 1.2), (0.5, 1), 3)
     listener = np.zeros((400, 58))
-    listener[:, index("browInnerUp")] = 0.05 + 0.7 * synth.delayed(
+    listener[:, index("browInnerUp")] = 0.05 + 0.7 * behaviour.delayed(
         speaker[:, index("browInnerUp")], 9
     )
-    found = synth.brow_response(speaker, listener, 9)
+    found = rules.brow_response(speaker, listener, 9)
     assert found["corr"] == pytest.approx(1) and found["gain"] == pytest.approx(0.7)
-    assert synth.brow_response(speaker, listener, 0)["corr"] < found["corr"]
-    listener[:, index("browInnerUp")] = synth.smooth_noise(rng, 400, 0.3)
-    assert abs(synth.brow_response(speaker, listener, 9)["corr"]) < 0.5
+    assert rules.brow_response(speaker, listener, 0)["corr"] < found["corr"]
+    listener[:, index("browInnerUp")] = behaviour.smooth_noise(rng, 400, 0.3)
+    assert abs(rules.brow_response(speaker, listener, 9)["corr"]) < 0.5
     still = np.zeros((400, 58))
-    assert np.isnan(synth.brow_response(still, listener, 9)["corr"])
+    assert np.isnan(rules.brow_response(still, listener, 9)["corr"])
 
 
 # --- no one-frame steps ---------------------------------------------------------------------------
@@ -428,29 +432,29 @@ def test_brow_response_recovers_a_known_gain_and_sees_no_response():
 def test_step_jumps_finds_a_one_frame_step_and_only_that():
     t = np.arange(100)
     smooth = 0.3 * np.sin(2 * np.pi * t / 50)
-    assert len(synth.step_jumps(smooth)["frames"]) == 0
+    assert len(rules.step_jumps(smooth)["frames"]) == 0
     stepped = smooth.copy()
     stepped[40:] += 0.2  # switched on at frame 40
-    found = synth.step_jumps(np.stack([smooth, stepped], axis=1))
+    found = rules.step_jumps(np.stack([smooth, stepped], axis=1))
     assert found["frames"].tolist() == [40] and found["channels"].tolist() == [1]
     assert found["sizes"][0] == pytest.approx(0.2 + abs(smooth[40] - smooth[39]), abs=0.05)
     # The definition's two parameters decide, not constants of the generator.
-    assert len(synth.step_jumps(stepped, min_change=0.3)["frames"]) == 0
-    assert len(synth.step_jumps(stepped, ratio=100)["frames"]) == 0
+    assert len(rules.step_jumps(stepped, min_change=0.3)["frames"]) == 0
+    assert len(rules.step_jumps(stepped, ratio=100)["frames"]) == 0
     # A raised-cosine rise over MIN_RAMP frames is not a step, however tall.
-    rise = np.concatenate([np.zeros(10), synth.bump(30, synth.MIN_RAMP), np.zeros(10)])
-    assert len(synth.step_jumps(rise)["frames"]) == 0
+    rise = np.concatenate([np.zeros(10), behaviour.bump(30, behaviour.MIN_RAMP), np.zeros(10)])
+    assert len(rules.step_jumps(rise)["frames"]) == 0
     with pytest.raises(ValueError, match="ratio"):
-        synth.step_jumps(smooth, ratio=0.5)
+        rules.step_jumps(smooth, ratio=0.5)
     with pytest.raises(ValueError, match="shape"):
-        synth.step_jumps(np.zeros((3, 4, 5)))
+        rules.step_jumps(np.zeros((3, 4, 5)))
 
 
 def _step_counts(sessions) -> dict[str, int]:
     counts: dict[str, int] = {}
     for s in sessions:
         for x in [s.streams["speaker"]["coeffs"], *s.streams["listeners"]]:
-            for channel in synth.step_jumps(x)["channels"]:
+            for channel in rules.step_jumps(x)["channels"]:
                 name = coeffs.COEFF_NAMES[channel]
                 counts[name] = counts.get(name, 0) + 1
     return counts
@@ -485,9 +489,9 @@ def anatomical(ci_spec):
 
 
 def test_anatomical_corpus_breaks_the_opposed_symmetric_pairs(anatomical, ci_spec):
-    default = synth.pair_statistics(_all_frames(synth.sessions(ci_spec))).set_index(["a", "b"])
+    default = rules.pair_statistics(_all_frames(synth.sessions(ci_spec))).set_index(["a", "b"])
     frames = _all_frames(anatomical)
-    table = synth.pair_statistics(frames).set_index(["a", "b"])
+    table = rules.pair_statistics(frames).set_index(["a", "b"])
     for stem in LATERAL_STEMS:
         pair = (f"{stem}Left", f"{stem}Right")
         assert default.loc[pair, "corr"] >= 0.9, pair  # Table 17 holds by construction
@@ -516,7 +520,7 @@ def test_anatomy_changes_only_the_lateral_channels(anatomical, ci_spec):
 def test_expression_rejects_an_unknown_anatomy(stats):
     s = stats[0]
     with pytest.raises(ValueError, match="anatomy"):
-        synth.speaker_stream(s.speaker, 60, np.random.default_rng(0), anatomy="cartoon")
+        behaviour.speaker_stream(s.speaker, 60, np.random.default_rng(0), anatomy="cartoon")
 
 
 # --- the written corpus ---------------------------------------------------------------------------
@@ -613,9 +617,9 @@ def test_speaker_audio_follows_the_jaw(corpus, ci_spec):
         clip = f"SynthReact/{session['name']}/{session['speaker']}/1"
         wav, rate = audio.read_wav(corpus / "Audio_files" / f"{clip}.wav")
         assert rate == ci_spec.sample_rate
-        assert len(wav) == round(stored * rate / synth.FPS)
+        assert len(wav) == round(stored * rate / behaviour.FPS)
         x = data.load_coeffs(corpus / "3D_FV_files" / f"{clip}.npy")
-        per_frame = rate // synth.FPS
+        per_frame = rate // behaviour.FPS
         rms = np.sqrt(np.mean(wav.reshape(stored, per_frame).astype(np.float64) ** 2, axis=1))
         voiced = synth.voiced_from_runs(session["voiced"], stored)
         assert voiced.sum() > 25 and (~voiced).sum() > 0
@@ -648,10 +652,10 @@ def test_rules_hold_when_read_back_from_disk(corpus, ci_spec):
     counts = synth.session_counts(ci_spec)
     pause_nods = speech_nods = pause_s = speech_s = 0.0
     for split in c.splits:
-        views = synth.read_sessions(c, split)
+        views = rules.read_sessions(c, split)
         assert len(views) == counts[split]
         assert all(v.speaker.shape == (ci_spec.frames, 58) for v in views)
-        report = synth.rule_report(views)
+        report = rules.rule_report(views)
         assert len(report) == counts[split] * ci_spec.listeners
         assert (report["delay_error"].abs() <= 1).all(), report
         # Lean-in and brows, per listener, from the written speaker coefficients alone.
@@ -670,7 +674,7 @@ def test_rules_hold_when_read_back_from_disk(corpus, ci_spec):
 def test_read_sessions_needs_a_synthreact_corpus(tmp_path):
     (tmp_path / "train.csv").write_text(",speaker_path,listener_path\n0,a/b/1,a/c/1\n")
     with pytest.raises(ValueError, match="not a SynthReact corpus"):
-        synth.read_sessions(data.Corpus(tmp_path), "train")
+        rules.read_sessions(data.Corpus(tmp_path), "train")
 
 
 # --- caching and safety ---------------------------------------------------------------------------
@@ -796,7 +800,7 @@ def test_ensure_builds_in_the_cache_from_the_environment(monkeypatch, tmp_path):
 _CONCURRENT = """
 import os, sys, time
 from pathlib import Path
-from reactlib import synth
+from reactlib.data import synth
 
 out, log, me, other = (Path(a) for a in sys.argv[1:5])
 real = synth.sessions

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from reactlib import cli, online, reactdiff, train, transvae
+from reactlib import online, train
 from reactlib.errors import UsageError
+from reactlib.models import reactdiff, registry, transvae
+from reactlib.suite import cli
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +57,26 @@ def test_training_reduces_the_reconstruction_error(run):
 
 
 def test_generation_through_the_online_loop(run, corpus):
-    model, _ = transvae.load(run.out)
+    generator = registry.load_generator(run.out)
+    model = generator.model
     split = corpus.split("test")
-    pred = transvae.generate_split(model, split, m=3, items=[0, 1, 2])
+    pred = generator.react(online.speaker_inputs(split, [0, 1, 2]), m=3)
     assert pred.shape == (3, 3, split.frames, 58) and np.isfinite(pred).all()
     # 250 frames: the last window (26 frames) absorbs the remainder and is decoded in chunks.
-    speaker, audio = reactdiff.speaker_inputs(split, [0])
+    speaker, audio = online.speaker_inputs(split, [0]).arrays()
     cut = online.generate(transvae.TransVAEGenerator(model), speaker[:, :250], audio[:, :250], m=2)
     assert cut.shape == (1, 2, 250, 58) and torch.isfinite(cut).all()
     assert (cut[..., 240:, :] - cut[..., 239:-1, :]).abs().max() > 0  # not a held frame
     # Different latent noise, different reactions; the same seed, the same reactions.
     assert np.abs(pred[:, 0] - pred[:, 1]).mean() > 1e-5
-    again = transvae.generate_split(model, split, m=3, items=[2], chunk=1)
+    again = generator.react(online.speaker_inputs(split, [2]), m=3, chunk=1)
     np.testing.assert_allclose(again[0], pred[2], atol=1e-5)
 
 
 def test_a_speaker_change_late_in_the_conversation_leaves_earlier_windows(run, corpus):
     model, _ = transvae.load(run.out)
     split = corpus.split("test")
-    speaker, audio = reactdiff.speaker_inputs(split, [0])
+    speaker, audio = online.speaker_inputs(split, [0]).arrays()
     generator = transvae.TransVAEGenerator(model)
     before = online.generate(generator, speaker, audio, m=2, seed=3)
     changed = speaker.copy()

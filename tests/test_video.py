@@ -1,4 +1,5 @@
-"""Tests for reactlib.video: H.264 writing and reading, PNG frame folders, inline display, tiling.
+"""Tests for reactlib.face.video: H.264 writing and reading, PNG frame folders, inline display,
+tiling.
 (Streaming reads and writes over longer files are exercised in test_pfl_video.py.)"""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from reactlib.video import read_video, show_video, side_by_side, write_video
+from reactlib.face.video import read_video, show_video, side_by_side, write_video
 
 
 @pytest.mark.parametrize(("h", "w"), [(64, 64), (63, 65)])

@@ -1,4 +1,4 @@
-"""Tests for reactlib.widgets: the explorers' pure functions and their widget wiring."""
+"""Tests for reactlib.suite.widgets: the explorers' pure functions and their widget wiring."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from reactlib import coeffs, diffusion, losses, synth
-from reactlib.widgets import (
+from reactlib import diffusion, rules
+from reactlib.face import coeffs
+from reactlib.models import losses
+from reactlib.suite.widgets import (
     AU_PAIR_TABLE_COLUMNS,
     SCHEDULE_COLUMNS,
     AUPairExplorer,
@@ -286,7 +288,7 @@ def test_a_chosen_pair_is_filtered_out_of_its_kind():
     row = one["table"].set_index(["a", "b"]).loc[pair]
     assert one["l_fac"] == pytest.approx(row.l_fac)
     assert len(one["table"]) == len(whole["table"]) == 58, "the table always lists the kind"
-    stats = synth.pair_statistics(data).set_index(["kind", "a", "b"])
+    stats = rules.pair_statistics(data).set_index(["kind", "a", "b"])
     expected = stats.loc[("mutually_exclusive", *pair)]
     assert one["summary"].loc["data", "corr"] == pytest.approx(expected["corr"])
     assert one["summary"].loc["data", "both_active"] == pytest.approx(expected.both_active)

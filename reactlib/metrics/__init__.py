@@ -6,31 +6,22 @@
   the exact DTW, CCC and TLCC they are built on.
 - :mod:`reactlib.metrics.realism`: the coefficient Frechet distance (a realism score in
   coefficient space; not FVD) and smoothness (seam jump, velocity, jerk).
+- :mod:`reactlib.metrics.emotion`: coefficients to emotion-25 (SynthReact's exact map, or a
+  ridge regression fitted on a corpus).
+- :mod:`reactlib.metrics.evaluation`: a prediction file scored against a split.
 - :mod:`reactlib.metrics.video`: VBench's video metrics on rendered reactions, each with a
   weight-free CPU substitute for its learned part (``*_cpu``).
+- :mod:`reactlib.metrics.paper`: both papers' tables as printed, to show beside ours.
+
+The most used names of :mod:`reactlib.metrics.react` are also here (``rl.metrics.dtw``).
 """
 
-from reactlib.metrics import emotion, evaluation, paper, react, realism, video
-from reactlib.metrics.react import (
-    CONVENTIONS,
-    EMOTION_BLOCKS,
-    ccc,
-    dtw,
-    react_metrics,
-    tlcc_offset,
-)
+from reactlib._lazy import exports
 
-__all__ = [
-    "CONVENTIONS",
-    "EMOTION_BLOCKS",
-    "ccc",
-    "dtw",
-    "emotion",
-    "evaluation",
-    "paper",
-    "react",
-    "react_metrics",
-    "realism",
-    "tlcc_offset",
-    "video",
-]
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        name: f"reactlib.metrics.react:{name}"
+        for name in ("CONVENTIONS", "EMOTION_BLOCKS", "ccc", "dtw", "react_metrics", "tlcc_offset")
+    },
+)

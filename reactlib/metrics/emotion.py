@@ -5,7 +5,7 @@ probabilities), but ReactDiff and most generators output 58-d coefficients. Some
 one to the other, and whatever does it sits between the generator and the numbers:
 
 - **SynthReact**: the corpus writes its emotion files with
-  :func:`reactlib.coeffs.emotion_from_coeffs`, so mapping generated coefficients with the same
+  :func:`reactlib.face.coeffs.emotion_from_coeffs`, so mapping generated coefficients with the same
   function is exact (:class:`ExactMap`).
 - **Real data** (REACT 2024): the emotion files come from other extractors run on the video, and
   no exact map exists. :class:`FittedMap` is a ridge regression on the corpus' own (coefficient,
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reactlib import coeffs
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 
 AU = slice(0, 15)
 VALENCE_AROUSAL = slice(15, 17)
@@ -45,7 +45,8 @@ def _coefficients(x, what: str = "coefficients") -> np.ndarray:
 
 @dataclass(frozen=True)
 class ExactMap:
-    """SynthReact's own coefficient -> emotion map (:func:`reactlib.coeffs.emotion_from_coeffs`)."""
+    """SynthReact's own coefficient -> emotion map
+    (:func:`reactlib.face.coeffs.emotion_from_coeffs`)."""
 
     name: str = "exact (SynthReact's emotion_from_coeffs)"
 

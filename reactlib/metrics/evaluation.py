@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reactlib import coeffs
+from reactlib.data.corpus import Corpus
 from reactlib.errors import DataError, UsageError
+from reactlib.face import coeffs
 from reactlib.metrics import emotion as emotion_maps
 from reactlib.metrics import react, realism
 
@@ -162,7 +163,7 @@ def method_table(
 ):
     """One row per method (``{name: pred (N, M, T, 58)}``, in order) of :data:`TABLE_COLUMNS`,
     each from :func:`evaluate` with the same settings. ``dims`` (e.g.
-    :data:`reactlib.coeffs.EXPRESSION` or :data:`~reactlib.coeffs.POSE`) scores only those
+    :data:`reactlib.face.coeffs.EXPRESSION` or :data:`~reactlib.face.coeffs.POSE`) scores only those
     coefficients, as the paper's Tables 8 and 9 do; that is a coefficient-space score, so it needs
     the ``clean`` convention. FD is left empty for emotion predictions."""
     import pandas as pd
@@ -199,6 +200,4 @@ def _subset_scores(pred, split, dims, items):
 
 
 def _corpus_of(split):
-    from reactlib import data
-
-    return data.Corpus(split.root)
+    return Corpus(split.root)

@@ -295,7 +295,7 @@ def smoothness(
       for ``c t^3``. NaN when ``T < 4``.
 
     ``dims`` (a slice, an index or an array of indices or a boolean mask over ``D``) restricts
-    the figures to some coefficients, e.g. :data:`reactlib.coeffs.POSE`.
+    the figures to some coefficients, e.g. :data:`reactlib.face.coeffs.POSE`.
 
     Sequences are cast to float64 one item of the first axis at a time (an ``(N, M, T, 58)``
     float32 array is never doubled in memory). ``seam_jump``, ``velocity`` and ``seam_ratio``

@@ -28,7 +28,7 @@ compare methods rendered the same way with them, never with published VBench fig
   score, each in [0, 1] (:func:`frame_quality`); the video scores their mean over frames. A
   hand-made scale: only differences between videos rendered alike mean anything.
 
-Frames are ``(T, H, W, 3)`` uint8 RGB (what :class:`reactlib.render.FaceRenderer` renders).
+Frames are ``(T, H, W, 3)`` uint8 RGB (what :class:`reactlib.face.render.FaceRenderer` renders).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from reactlib.coeffs import FPS
 from reactlib.errors import UsageError
+from reactlib.face.coeffs import FPS
 
 Flow = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """An optical-flow function ``(a, b) -> (H, W, 2)`` of two RGB frames, ``a(x) ~ b(x + flow(x))``."""

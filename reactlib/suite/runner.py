@@ -26,8 +26,9 @@ from typing import Any
 
 import yaml
 
-from reactlib import config, paths, results
+from reactlib import config, paths
 from reactlib.errors import DataError, UsageError
+from reactlib.suite import results
 
 KERNEL_NAME = "python3"
 

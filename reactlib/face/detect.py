@@ -18,8 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from reactlib.coeffs import NUM_COEFFS
-from reactlib.errors import DataError, UsageError
+from reactlib.face.coeffs import NUM_COEFFS
 
 HAAR_SETTINGS = {"scale_factor": 1.1, "min_neighbors": 6, "min_size": 60}
 """``detectMultiScale`` settings of the PFLPosNet code."""
@@ -131,40 +130,12 @@ class OracleDetector:
 
     @classmethod
     def from_renderer(cls, renderer, coeffs) -> OracleDetector:
-        """Boxes of :meth:`reactlib.render.FaceRenderer.face_box` for a coefficient clip."""
+        """Boxes of :meth:`reactlib.face.render.FaceRenderer.face_box` for a coefficient clip."""
         box = renderer.face_box(np.asarray(coeffs).reshape(-1, NUM_COEFFS))
         # face_box gives the continuous extent of the projected points: its centre is lo + w / 2
         # (from_corner's (w - 1) / 2 is for OpenCV's integer pixel boxes).
         centre = np.column_stack([box[:, :2] + box[:, 2:] / 2.0, box[:, 2:]])
         return cls(centre, source="renderer")
-
-    @classmethod
-    def for_synth_video(cls, path) -> OracleDetector:
-        """The oracle for a SynthReact video file: finds its corpus, its clip's coefficients and
-        the identity it was rendered with."""
-        from reactlib import data, render, synth
-
-        path = Path(path).resolve()
-        root = next((p for p in path.parents if (p / data.CORPUS_FILE).is_file()), None)
-        video_dir = data.MODALITY_DIRS["video"]
-        if root is None or video_dir not in path.parts:
-            raise UsageError(
-                f"{path} is not a video inside a SynthReact corpus (no {data.CORPUS_FILE} above "
-                f"it); pass the true boxes instead (--boxes)"
-            )
-        meta = data.read_corpus_meta(root)
-        clip = path.relative_to(root / video_dir).with_suffix("").as_posix()
-        pid = clip.split("/")[-2]
-        if pid not in meta.get("people", {}):
-            raise DataError(f"{path}: person {pid!r} is not in {root / data.CORPUS_FILE}")
-        x = data.load_coeffs(data.clip_file(root, "coeffs", clip))
-        renderer = render.FaceRenderer(
-            meta.get("video_size", synth.VIDEO_SIZE),
-            identity=render.Identity.random(meta["people"][pid]["appearance_seed"]),
-        )
-        oracle = cls.from_renderer(renderer, x)
-        oracle.source = f"SynthReact {clip}"
-        return oracle
 
     def settings(self) -> dict:
         return {"source": self.source, "frames": len(self.boxes)}
@@ -214,7 +185,7 @@ class SkinDetector:
 
     @classmethod
     def for_identity(cls, identity, **kwargs) -> SkinDetector:
-        """The detector for a :class:`reactlib.render.Identity`'s skin colour."""
+        """The detector for a :class:`reactlib.face.render.Identity`'s skin colour."""
         return cls(identity.skin, **kwargs)
 
     def settings(self) -> dict:
@@ -236,16 +207,17 @@ class SkinDetector:
 
 
 def detector(name: str, **kwargs) -> Detector:
-    """``"haar"`` (keyword settings as :class:`HaarDetector`) or ``"oracle"`` (``boxes=`` or
-    ``video=`` a SynthReact video path)."""
+    """``"haar"`` (keyword settings as :class:`HaarDetector`) or ``"oracle"`` (``boxes=``; the
+    oracle of a SynthReact video is :func:`reactlib.data.synth.oracle_detector`)."""
     if name == "haar":
         return HaarDetector(**kwargs)
     if name == "oracle":
         if "boxes" in kwargs:
             return OracleDetector(kwargs["boxes"])
-        if "video" in kwargs:
-            return OracleDetector.for_synth_video(kwargs["video"])
-        raise ValueError("the oracle detector needs boxes= or video= (a SynthReact video)")
+        raise ValueError(
+            "the oracle detector needs boxes=; for a SynthReact video use "
+            "reactlib.data.synth.oracle_detector(path)"
+        )
     raise ValueError(f"unknown detector {name!r}; valid: haar, oracle")
 
 

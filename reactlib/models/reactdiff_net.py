@@ -1,5 +1,4 @@
-"""The ReactDiff denoiser (paper section 4.1 and appendix A.1, Fig. 7), in one file, and, at its
-end, PFLPosNet's PosNet (its eqs 11-13), the small network that smooths head pose across seams.
+"""The ReactDiff denoiser (paper section 4.1 and appendix A.1, Fig. 7), in one file.
 
 ``ReactDiffNet`` is the inner network ``F`` that :class:`reactlib.diffusion.Denoiser` wraps with
 EDM preconditioning, so the denoiser is ``D = c_skip x + c_out F(c_in x, c_noise(sigma), ...)``.
@@ -65,8 +64,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactlib import coeffs
+from reactlib import config
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 
 SPEAKER_CONTEXTS = ("window", "lookback")
 
@@ -195,8 +195,6 @@ official layout; ``ci`` and ``lab`` are sized to train in seconds and minutes on
 
 def profile_config(profile: str, **overrides) -> ReactDiffConfig:
     """The denoiser configuration of a profile, with field overrides."""
-    from reactlib import config
-
     if profile not in PROFILE_SIZES:
         raise UsageError(
             f"no model size for profile {profile!r}; valid: {', '.join(PROFILE_SIZES)}"
@@ -591,137 +589,3 @@ class ReactDiffNet(nn.Module):
         if self.coeff_path is not None:
             y = y + self.coeff_path(x, noise, past, features)
         return y
-
-
-def parameter_count(module: nn.Module) -> int:
-    """Trainable parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-# --- PosNet (PFLPosNet eqs 11-13) ---------------------------------------------------------------
-
-POSE_DIMS = 6
-"""PosNet's coefficients: the last six, rotation (pitch, yaw, roll) and translation."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class PosNetConfig:
-    """PosNet's size. ``hidden`` 512 is the official network (about 1.4 M parameters with its
-    50-frame windows); ``residual`` adds the MLP's output to the window's poses instead of
-    replacing them (below)."""
-
-    window: int = 16
-    """Frames the MLP outputs at once: the online loop's ``w``."""
-    hidden: int = 512
-    residual: bool = True
-    pool: str = "flatten"
-    """How the encoder's per-frame features become one vector: ``flatten`` (in frame order) or
-    ``mean`` over frames (the official encoder)."""
-
-    def __post_init__(self):
-        if self.window < 1 or self.hidden < 1:
-            raise UsageError(f"window and hidden must be >= 1, got {self.window}, {self.hidden}")
-        if self.pool not in ("flatten", "mean"):
-            raise UsageError(f"pool must be 'flatten' or 'mean', got {self.pool!r}")
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-POSNET_HIDDEN = {"ci": 32, "lab": 128, "full": 512}
-"""PosNet's hidden width per profile (``full`` is the official 512)."""
-
-
-class PosNet(nn.Module):
-    """Eq 13: ``P_adjusted = MLP(P_{t-w} (+) Enc(P_{[t-w+1:t]}))`` on the window's poses only.
-
-    - ``Enc``: two temporal convolutions (kernel 3) over the window's poses, taken relative to
-      the last adjusted pose (so a seam is the first frame's displacement), then the features of
-      all ``window`` frames in order (``pool="flatten"``; a shorter chunk repeats its last
-      frame). The official encoder averages them over frames (``pool="mean"``), which blurs
-      *where* in the window the pose jumps, and trained alike it leaves larger seams.
-    - ``MLP``: three linear layers on the encoding concatenated with the last *adjusted* pose of
-      the previous window; it outputs ``window`` frames of pose.
-    - ``residual`` (default): the output is added to the window's poses, and the last layer
-      starts at zero, so an untrained PosNet is the identity and training only learns the
-      correction. The paper's eq 13 (and the official code) replace the poses with the MLP's
-      output, which must then rebuild the generator's whole motion from one pooled vector;
-      ``residual=False`` is that form.
-    - A window longer than ``window`` (the online loop's last one absorbs the remainder) is
-      adjusted in chunks of at most ``window`` frames, each continuing from the last adjusted
-      pose of the chunk before.
-
-    Poses are z-scored inside with the training data's statistics (:meth:`set_statistics`);
-    inputs and outputs are in coefficient units. Expressions never enter.
-    """
-
-    def __init__(self, config: PosNetConfig = PosNetConfig()):
-        super().__init__()
-        self.config = config
-        hidden = config.hidden
-        self.encoder = nn.Sequential(
-            nn.Conv1d(POSE_DIMS, hidden, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 3, padding=1),
-            nn.ReLU(),
-        )
-        encoded = hidden * config.window if config.pool == "flatten" else hidden
-        self.mlp = nn.Sequential(
-            nn.Linear(POSE_DIMS + encoded, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, config.window * POSE_DIMS),
-        )
-        if config.residual:
-            nn.init.zeros_(self.mlp[-1].weight)
-            nn.init.zeros_(self.mlp[-1].bias)
-        self.register_buffer("pose_mean", torch.zeros(POSE_DIMS))
-        self.register_buffer("pose_std", torch.ones(POSE_DIMS))
-
-    def set_statistics(self, mean, std) -> None:
-        """The pose statistics inputs are z-scored with (``(6,)`` each, ``std > 0``)."""
-        mean, std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
-        if mean.shape != (POSE_DIMS,) or std.shape != (POSE_DIMS,) or (std <= 0).any():
-            raise UsageError(f"pose statistics must be (6,) with std > 0, got {mean}, {std}")
-        self.pose_mean.copy_(mean)
-        self.pose_std.copy_(std)
-
-    def normalize(self, pose: torch.Tensor) -> torch.Tensor:
-        return (pose - self.pose_mean) / self.pose_std
-
-    def denormalize(self, pose: torch.Tensor) -> torch.Tensor:
-        return pose * self.pose_std + self.pose_mean
-
-    def adjust(self, past: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
-        """Normalised poses in and out: ``past (B, 6)``, the last adjusted pose before the
-        window, and ``poses (B, L, 6)`` -> ``(B, L, 6)``."""
-        w = self.config.window
-        chunks = []
-        for start in range(0, poses.shape[1], w):
-            chunk = poses[:, start : start + w]
-            frames = chunk - past[:, None]
-            if self.config.pool == "flatten" and chunk.shape[1] < w:
-                pad = frames[:, -1:].expand(-1, w - chunk.shape[1], -1)
-                frames = torch.cat([frames, pad], dim=1)
-            features = self.encoder(frames.transpose(1, 2))
-            if self.config.pool == "flatten":
-                encoded = features.flatten(1)
-            else:
-                encoded = features.mean(dim=-1)
-            out = self.mlp(torch.cat([past, encoded], dim=-1)).view(-1, w, POSE_DIMS)
-            out = out[:, : chunk.shape[1]]
-            if self.config.residual:
-                out = chunk + out
-            chunks.append(out)
-            past = out[:, -1]
-        return torch.cat(chunks, dim=1)
-
-    def forward(
-        self, past: torch.Tensor, poses: torch.Tensor, normalized: bool = False
-    ) -> torch.Tensor:
-        """``past (B, 6)`` and ``poses (B, L, 6)`` -> adjusted ``(B, L, 6)``, in coefficient
-        units, or z-scored in and out with ``normalized`` (what training uses)."""
-        if normalized:
-            return self.adjust(past, poses)
-        return self.denormalize(self.adjust(self.normalize(past), self.normalize(poses)))

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reactlib import coeffs, diffusion, losses, synth
+from reactlib import diffusion, rules
+from reactlib.face import coeffs
+from reactlib.models import losses
 
 SCHEDULE_COLUMNS = ("step", "sigma", "sigma_next", "log_sigma", "h")
 
@@ -216,7 +218,7 @@ def _finite_real(name: str, value, minimum: float | None = None) -> float:
 
 
 def _as_pair(pair) -> tuple | None:
-    """A pair given as any two-item sequence, as the tuple :func:`reactlib.coeffs.pairs` lists;
+    """A pair given as any two-item sequence, as the tuple :func:`reactlib.face.coeffs.pairs` lists;
     anything else unchanged (it then matches no pair)."""
     return tuple(pair) if isinstance(pair, list | tuple) else pair
 
@@ -224,7 +226,7 @@ def _as_pair(pair) -> tuple | None:
 def _pooled(frames: np.ndarray, table: np.ndarray, threshold: float, edges: np.ndarray) -> dict:
     """Co-activation of the pairs ``table`` ``(P, 2)`` over ``frames`` ``(F, 58)``, every pair's
     values pooled: Pearson correlation of first against second coefficient (NaN when either is
-    constant, as in :func:`reactlib.synth.pair_statistics`), the fraction of (frame, pair) points
+    constant, as in :func:`reactlib.rules.pair_statistics`), the fraction of (frame, pair) points
     with both above ``threshold``, and the 2-D histogram as fractions of the points."""
     first, second = frames[:, table[:, 0]].ravel(), frames[:, table[:, 1]].ravel()
     constant = first.std() < 1e-9 or second.std() < 1e-9
@@ -243,13 +245,13 @@ def au_pair_figure_data(
     kind: str,
     pair: tuple[str, str] | None,
     fac_weight: float,
-    threshold: float = synth.EXCLUSIVE_THRESHOLD,
+    threshold: float = rules.EXCLUSIVE_THRESHOLD,
 ) -> dict:
     """How the Table 17 pairs of one relation ``kind`` co-activate in real frames ``data`` and in
     ``generated`` frames (both ``(..., 58)`` coefficients), and ReactDiff's FAC term between them.
 
-    ``pair`` picks one pair of the kind (as listed by :func:`reactlib.coeffs.pairs`); None takes
-    every pair of the kind, their values pooled. Returned dict:
+    ``pair`` picks one pair of the kind (as listed by :func:`reactlib.face.coeffs.pairs`); None
+    takes every pair of the kind, their values pooled. Returned dict:
 
     - ``kind``, ``pair``, ``pairs`` (the selected pairs), ``fac_weight``, ``threshold``;
     - ``edges`` ``(AU_PAIR_BINS + 1,)`` and ``hist`` ``{"data": H, "generated": H or None}``: 2-D
@@ -259,11 +261,11 @@ def au_pair_figure_data(
       fraction ``both_active`` of points with both coefficients above ``threshold`` and the number
       of ``frames``;
     - ``table``: one row per pair of the kind (:data:`AU_PAIR_TABLE_COLUMNS`): correlation and
-      both-active fraction in each array (:func:`reactlib.synth.pair_statistics`) and ``l_fac``,
+      both-active fraction in each array (:func:`reactlib.rules.pair_statistics`) and ``l_fac``,
       the pair's share of the FAC term (NaN without ``generated``);
     - ``l_fac`` and ``fac`` = ``fac_weight * l_fac`` (None without ``generated``).
 
-    The FAC term is eq 9, :func:`reactlib.losses.fac_loss`, with the generated frames as the
+    The FAC term is eq 9, :func:`reactlib.models.losses.fac_loss`, with the generated frames as the
     output and the real frames as the target: for each selected pair ``(a, b)``,
     ``|(g_a - g_b) - (d_a - d_b)|``, summed over the pairs and averaged over frames. In training
     eq 9 compares the network's output with its target on noised training windows; at inference
@@ -281,7 +283,8 @@ def au_pair_figure_data(
         pair = _as_pair(pair)
         if pair not in kind_pairs:
             raise ValueError(
-                f"{pair!r} is not a {kind} pair of Table 17; see reactlib.coeffs.pairs({kind!r})"
+                f"{pair!r} is not a {kind} pair of Table 17; "
+                f"see reactlib.face.coeffs.pairs({kind!r})"
             )
     fac_weight = _finite_real("fac_weight", fac_weight, minimum=0.0)
     threshold = _finite_real("threshold", threshold)
@@ -309,7 +312,7 @@ def au_pair_figure_data(
     for name in ("data", "generated"):
         stats = None
         if name in sources:
-            stats = synth.pair_statistics(sources[name], threshold)
+            stats = rules.pair_statistics(sources[name], threshold)
             stats = stats[stats.kind == kind].reset_index(drop=True)
         for column in ("corr", "both_active"):
             table[f"{column}_{name}"] = np.nan if stats is None else stats[column].to_numpy()
@@ -409,7 +412,7 @@ class AUPairExplorer(ipywidgets.VBox):
         kind: str = "symmetric",
         pair: tuple[str, str] | None = None,
         fac_weight: float = losses.LAMBDA_FAC,
-        threshold: float = synth.EXCLUSIVE_THRESHOLD,
+        threshold: float = rules.EXCLUSIVE_THRESHOLD,
     ):
         self.data, self.generated, self.threshold = data, generated, threshold
         self.controls = {
@@ -503,7 +506,7 @@ def au_pair_explorer(
     kind: str = "symmetric",
     pair: tuple[str, str] | None = None,
     fac_weight: float = losses.LAMBDA_FAC,
-    threshold: float = synth.EXCLUSIVE_THRESHOLD,
+    threshold: float = rules.EXCLUSIVE_THRESHOLD,
 ) -> AUPairExplorer:
     """The AU-pair explorer widget over real frames ``data`` and ``generated`` frames (``(..., 58)``
     each, broadcasting frame by frame as :func:`au_pair_figure_data` asks), started at ``kind``,

@@ -30,6 +30,10 @@ image's x axis, measured with y down). The shoulders follow the translation but 
 the eye regions (with their brows), the nose and the mouth as whole groups in painter's order by
 mean depth, so the near side of a turned head covers the far side; the fringe last. A polygon
 whose projected signed area falls to zero or flips (a closed eye, a back-facing part) is skipped.
+
+Why one module of about 850 lines: most of it is the template face, built part by part (head,
+eyes, nose, mouth, fringe) through one private builder, and the camera and the drawing read the
+private model that builder makes; split, the parts would share those privates across files.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from dataclasses import dataclass, field, fields
 import cv2
 import numpy as np
 
-from reactlib.coeffs import (
+from reactlib.face import kinematics
+from reactlib.face.coeffs import (
     EXPRESSION,
     EXPRESSION_NAMES,
     NEUTRAL_DISTANCE,
@@ -626,19 +631,6 @@ def _colours(idn: Identity) -> dict[str, Colour]:
 # --- Camera ----------------------------------------------------------------------------------
 
 
-def rotation_matrices(angles: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` pitch, yaw, roll -> ``(..., 3, 3)`` ``Rz(roll) @ Ry(yaw) @ Rx(pitch)``."""
-    angles = np.asarray(angles, dtype=float)
-    cp, cy, cr = np.moveaxis(np.cos(angles), -1, 0)
-    sp, sy, sr = np.moveaxis(np.sin(angles), -1, 0)
-    rows = [
-        [cr * cy, cr * sy * sp - sr * cp, cr * sy * cp + sr * sp],
-        [sr * cy, sr * sy * sp + cr * cp, sr * sy * cp - cr * sp],
-        [-sy, cy * sp, cy * cp],
-    ]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
-
-
 def _size(size) -> tuple[int, int]:
     hw = (size, size) if isinstance(size, int | np.integer) else tuple(size)
     if len(hw) != 2 or not all(isinstance(v, int | np.integer) and v >= 8 for v in hw):
@@ -789,7 +781,7 @@ class FaceRenderer:
         verts += m.vertices
         for d in m.derived:
             verts[:, d.out] = self._derive(verts, d)
-        cam = verts @ rotation_matrices(x[:, ROTATION]).transpose(0, 2, 1)
+        cam = verts @ kinematics.rotations(x[:, ROTATION]).transpose(0, 2, 1)
         cam[:, m.body] = verts[:, m.body]
         cam += x[:, None, TRANSLATION]
         return cam

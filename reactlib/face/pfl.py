@@ -6,8 +6,9 @@ crop's pixels by a detector that does not know the truth, beside the analytic ma
 box through the window), what a coefficient fit would see under each crop, and both crops
 streamed over video files.
 
-Every box and window is in the paper's centre form ``(x, y, w, h)`` (see :mod:`reactlib.detect`).
-The kinematics behind the crops (eqs 2-4, 9-10) are :mod:`reactlib.kinematics`.
+Every box and window is in the paper's centre form ``(x, y, w, h)`` (see
+:mod:`reactlib.face.detect`).
+The kinematics behind the crops (eqs 2-4, 9-10) are :mod:`reactlib.face.kinematics`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reactlib.coeffs import NUM_COEFFS, TRANSLATION
-from reactlib.detect import (
+from reactlib import paths
+from reactlib.errors import DataError, UsageError
+from reactlib.face import video
+from reactlib.face.coeffs import NUM_COEFFS, TRANSLATION
+from reactlib.face.detect import (
     Detections,
     Detector,
     OracleDetector,
@@ -31,7 +35,7 @@ from reactlib.detect import (
     detector,
     edges,
 )
-from reactlib.errors import DataError, UsageError
+from reactlib.face.render import FOCAL_SCALE, FaceRenderer
 
 MODES = ("pfl", "float")
 OMEGA = (256, 256)
@@ -304,9 +308,10 @@ def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str
     """How much of the true head motion can be read back from the **pixels** of a cropped video.
 
     ``crops`` are the crop's frames (an array, :func:`crop_frames`, or a cropped file read with
-    :func:`reactlib.video.iter_video`: any iterable, consumed one frame at a time); ``det`` finds
-    the face in them without knowing the truth (:class:`~reactlib.detect.HaarDetector`, or
-    :class:`~reactlib.detect.SkinDetector` for rendered faces; an oracle is refused, since its
+    :func:`reactlib.face.video.iter_video`: any iterable, consumed one frame at a time); ``det``
+    finds
+    the face in them without knowing the truth (:class:`~reactlib.face.detect.HaarDetector`, or
+    :class:`~reactlib.face.detect.SkinDetector` for rendered faces; an oracle is refused, since its
     boxes are the truth in frame pixels), tracked to one face per frame. ``true_boxes``
     ``(N, 4)`` are where the face really is in the original frames, one per crop.
 
@@ -376,8 +381,6 @@ def crop_coeffs(coeffs, windows, frame_size, focal: float, size: int = 256, out_
     f)`` (and a pitch likewise), which a floating window turns into a yaw that follows ``tx`` and
     a fixed window into a constant one (notebook 02 measures it). These views leave that out.
     """
-    from reactlib.render import FOCAL_SCALE
-
     x = np.array(coeffs, dtype=float)
     if x.ndim != 2 or x.shape[1] != NUM_COEFFS:
         raise ValueError(f"coefficients must be (T, {NUM_COEFFS}), got {x.shape}")
@@ -400,11 +403,9 @@ def crop_coeffs(coeffs, windows, frame_size, focal: float, size: int = 256, out_
 
 def coeff_view(coeffs, mode: str, renderer=None, size: int = 256, **options) -> np.ndarray:
     """What a coefficient fit would see under a ``"pfl"`` or ``"float"`` crop of the video the
-    renderer (default :class:`reactlib.render.FaceRenderer` at 256 px) makes from ``coeffs``:
+    renderer (default :class:`reactlib.face.render.FaceRenderer` at 256 px) makes from ``coeffs``:
     the oracle boxes give the windows (:func:`windows_for`, same options), and
     :func:`crop_coeffs` re-expresses the translation. Rotation and expression pass unchanged."""
-    from reactlib.render import FaceRenderer
-
     renderer = FaceRenderer(256) if renderer is None else renderer
     x = np.asarray(coeffs)
     boxes = OracleDetector.from_renderer(renderer, x).boxes
@@ -440,8 +441,6 @@ class CropReport:
         return asdict(self)
 
     def write(self, path) -> Path:
-        from reactlib import paths
-
         path = Path(path)
 
         def dump(tmp: Path) -> None:
@@ -509,12 +508,10 @@ def crop_video(
     that decodes to a different number of frames the second time, and
     :class:`~reactlib.errors.UsageError` for a bad option.
     """
-    from reactlib import video
-
     check_crop_options(mode, size, omega, padding, extent, margin, smooth)
     src = Path(src)
     if isinstance(det, str):
-        det = detector(det, video=src) if det == "oracle" else detector(det)
+        det = detector(det)
     info = video.video_info(src)
     started = time.perf_counter()
     bar = progress or (lambda it: it)

@@ -1,7 +1,7 @@
 """The non-learned references of ReactDiff's Table 1 and REACT's mean-frame baseline, as
-generators of the online window loop (:mod:`reactlib.online`), so they run through
-:func:`reactlib.online.generate` (or :func:`generate_split`) exactly like ReactDiff and are scored
-by the same metrics.
+generators of the online window loop (:class:`reactlib.online.Generator`), so they react
+(:meth:`~reactlib.online.Generator.react`) exactly like ReactDiff and are scored by the same
+metrics.
 
 - ``GT`` (:class:`GroundTruth`): the real listener of each item, the same for all M reactions.
   Not a method but the *upper reference* for appropriateness and realism (what a perfect copy of
@@ -25,19 +25,18 @@ frames the loop hands over for it (those up to the window's end); the NN baselin
 only the window's own speaker frames, available at its end, and Random and Mean frame use none.
 The loop's latency (one window) is the same for all of them and for ReactDiff.
 
-:func:`make` builds any of them by name (:data:`BASELINES`); :func:`generate_split` generates
-the reactions to a split's speakers with any generator, a few items at a time.
+:func:`reactlib.models.registry.baseline` builds any of them by name (:data:`BASELINES`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 import torch
 
-from reactlib import coeffs, data, diffusion, online
+from reactlib import diffusion, online
+from reactlib.data.corpus import Split
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 
 WINDOW = online.WINDOW
 """Default segment length of the NN baselines: the online loop's window."""
@@ -50,7 +49,7 @@ BASELINES = {
     "NN audio": "the listener segment of the training speaker segment nearest in audio features",
     "Mean frame": "the training listeners' mean frame at every frame (REACT's B_MeanFr)",
 }
-"""Every baseline :func:`make` builds: name -> what it returns."""
+"""Every baseline :func:`reactlib.models.registry.baseline` builds: name -> what it returns."""
 
 _CANDIDATES = 16
 """Nearest-neighbour candidates kept by the fast (matrix-product) screening, then re-ranked on
@@ -64,18 +63,6 @@ D = coeffs.NUM_COEFFS
 # --- Statistics -----------------------------------------------------------------------------------
 
 
-def mean_frame(listeners) -> np.ndarray:
-    """The mean frame ``(58,)`` float64 over every frame of ``listeners (..., 58)``."""
-    listeners = np.asarray(listeners, dtype=np.float64)
-    if listeners.ndim < 1 or listeners.shape[-1] != D:
-        raise UsageError(
-            f"train_listeners must be (..., {D}) coefficients, got shape {listeners.shape}"
-        )
-    if listeners.size == 0:
-        raise UsageError("train_listeners holds no frames")
-    return listeners.reshape(-1, D).mean(axis=0)
-
-
 def _frame_vector(value, name: str) -> torch.Tensor:
     vector = torch.as_tensor(np.asarray(value, dtype=np.float64)).float()
     if vector.shape != (D,) or not torch.isfinite(vector).all():
@@ -84,9 +71,9 @@ def _frame_vector(value, name: str) -> torch.Tensor:
 
 
 def _listener_array(listener, what: str = "listener") -> torch.Tensor:
-    """``listener`` (an array ``(N, T, 58)`` or ``(T, 58)``, or a :class:`data.Split`, whose
+    """``listener`` (an array ``(N, T, 58)`` or ``(T, 58)``, or a :class:`Split`, whose
     items' listeners are taken) as a float32 tensor ``(N, T, 58)``."""
-    if isinstance(listener, data.Split):
+    if isinstance(listener, Split):
         listener = listener.stack("coeffs", "listener")
     x = torch.as_tensor(np.asarray(listener, dtype=np.float32))
     if x.ndim == 2:
@@ -101,66 +88,75 @@ def _listener_array(listener, what: str = "listener") -> torch.Tensor:
 # --- Generators -----------------------------------------------------------------------------------
 
 
-class GroundTruth:
-    """The real listeners ``listener (N, T, 58)`` (or a :class:`data.Split`, its items'
-    listeners), in the order of the speakers handed to :func:`reactlib.online.generate`: stream
-    ``n * m + r`` gets listener ``n``'s frames of the window for every reaction ``r``.
+class GroundTruth(online.Generator):
+    """The real listeners ``listener (N, T, 58)`` (or a :class:`~reactlib.data.corpus.Split`, its
+    items' listeners): stream ``n * m + r`` of a window gets the frames of listener
+    ``ctx.items[n]`` for every reaction ``r``, so ``baseline("GT", listener=test).react(
+    speaker_inputs(test, items))`` gives every item its own listener. Built on a split, it refuses
+    the speakers of another split."""
 
-    :func:`generate_split` calls :meth:`select` with each chunk's item indices, so a GroundTruth
-    built on a whole split follows the chunks (``generate_split(make("GT", train,
-    listener=test), test)`` gives every item its own listener)."""
+    name = "GT"
 
     uses_audio = False
 
     def __init__(self, listener):
+        self.split = listener if isinstance(listener, Split) else None
         self.listener = _listener_array(listener)
 
-    @classmethod
-    def from_split(cls, split: data.Split) -> GroundTruth:
-        return cls(split)
+    def react(self, inputs: online.SpeakerInputs, *args, **kwargs) -> np.ndarray:
+        source = getattr(inputs, "split", None)
+        if self.split is not None and source is not None and source is not self.split:
+            mine, theirs = self.split, source
+            if (mine.root, mine.name, mine.frames, mine.view) != (
+                theirs.root,
+                theirs.name,
+                theirs.frames,
+                theirs.view,
+            ):
+                raise UsageError(
+                    f"GT holds the listeners of split {mine.name!r} of {mine.root} but the "
+                    f"speakers come from split {theirs.name!r} of {theirs.root}: build it with "
+                    "the listeners of the split you generate (baseline('GT', listener=split))"
+                )
+        return super().react(inputs, *args, **kwargs)
 
-    def select(self, split: data.Split, items: Sequence[int]) -> GroundTruth:
-        """The ground truth of ``split``'s items ``items`` (indices into ``split.items``); the
-        listeners held must be those of ``split``."""
-        n, frames = self.listener.shape[:2]
-        if n != len(split) or frames != split.frames:
-            raise UsageError(
-                f"GT holds {n} listeners of {frames} frames but split {split.name!r} has "
-                f"{len(split)} items of {split.frames} frames: build it with the listeners of "
-                "the split you generate (make('GT', train, listener=that_split))"
-            )
-        return GroundTruth(self.listener[list(items)])
-
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         n, frames = self.listener.shape[:2]
         streams = ctx.speaker.shape[0]
-        if streams != n * ctx.m:
+        items = list(range(streams // ctx.m)) if ctx.items is None else list(ctx.items)
+        if len(items) * ctx.m != streams:
+            raise UsageError(f"{streams} streams for {len(items)} items of {ctx.m} reactions")
+        if max(items) >= n:
             raise UsageError(
-                f"GT holds {n} listeners but the loop runs {streams // ctx.m} speakers: pass "
-                "the listeners of exactly the speakers generated, in the same order"
+                f"GT holds {n} listeners but the loop asks for item {max(items)}: pass the "
+                "listeners of the speakers generated, in the same order"
             )
         if ctx.stop > frames:
             raise UsageError(
                 f"GT's listeners have {frames} frames but window {ctx.index} ends at frame "
                 f"{ctx.stop}: the listeners must cover the speakers' frames"
             )
-        window = self.listener[:, ctx.start : ctx.stop]
+        window = self.listener[items, ctx.start : ctx.stop]
         return window.repeat_interleave(ctx.m, dim=0).to(ctx.speaker.device)
 
 
-class Mirror:
+class Mirror(online.Generator):
     """The speaker's own coefficients of the window (``ctx.speaker[:, start:stop]``)."""
+
+    name = "Mirror"
 
     uses_audio = False
 
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         return ctx.speaker[:, ctx.start : ctx.stop].clone()
 
 
-class Random:
+class Random(online.Generator):
     """i.i.d. Gaussian frames, ``mean + std * z`` per frame and coefficient, with ``z`` drawn
     from each stream's window seed (:attr:`reactlib.online.WindowContext.seeds`), so reaction
     ``r`` of item ``n`` is the same whatever else is in the batch."""
+
+    name = "Random"
 
     uses_audio = False
 
@@ -171,18 +167,20 @@ class Random:
             raise UsageError("std must be >= 0 for every coefficient")
 
     @classmethod
-    def from_split(cls, train_split: data.Split) -> Random:
+    def from_split(cls, train_split: Split) -> Random:
         """The training listeners' per-coefficient mean and (population) standard deviation."""
         listeners = train_split.stack("coeffs", "listener").reshape(-1, D).astype(np.float64)
         return cls(listeners.mean(axis=0), listeners.std(axis=0))
 
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         z = diffusion.ItemNoise(ctx.seeds, (ctx.stop - ctx.start, D)).randn()
         return (self.mean + self.std * z).to(ctx.speaker.device)
 
 
-class MeanFrame:
+class MeanFrame(online.Generator):
     """The training listeners' global mean frame at every frame (REACT's ``B_MeanFr``)."""
+
+    name = "Mean frame"
 
     uses_audio = False
 
@@ -190,24 +188,24 @@ class MeanFrame:
         self.mean = _frame_vector(mean, "mean")
 
     @classmethod
-    def from_split(cls, train_split: data.Split) -> MeanFrame:
-        return cls(mean_frame(train_split.stack("coeffs", "listener")))
+    def from_split(cls, train_split: Split) -> MeanFrame:
+        return cls(coeffs.mean_frame(train_split.stack("coeffs", "listener")))
 
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         shape = (ctx.speaker.shape[0], ctx.stop - ctx.start, D)
         return self.mean.expand(shape).clone().to(ctx.speaker.device)
 
 
-class _Nearest:
+class _Nearest(online.Generator):
     """Shared by the NN baselines: an index of training speaker segments and the listener
     segments that go with them."""
 
     uses_audio: bool
     modality: str
 
-    def __init__(self, train_split: data.Split, window: int = WINDOW, *, stride: int | None = None):
-        if not isinstance(train_split, data.Split):
-            raise UsageError(f"{type(self).__name__} needs a data.Split, got {type(train_split)}")
+    def __init__(self, train_split: Split, window: int = WINDOW, *, stride: int | None = None):
+        if not isinstance(train_split, Split):
+            raise UsageError(f"{type(self).__name__} needs a Split, got {type(train_split)}")
         # One key per distinct speaker clip: items that share a speaker share its segments, and
         # the first such item (split order) gives the listener.
         first: dict[str, int] = {}
@@ -226,7 +224,7 @@ class _Nearest:
         self._index(speakers, listeners, window, stride)
         return self
 
-    def _features(self, split: data.Split, clip: str) -> np.ndarray:
+    def _features(self, split: Split, clip: str) -> np.ndarray:
         raise NotImplementedError
 
     def _query(self, ctx: online.WindowContext) -> torch.Tensor:
@@ -292,7 +290,7 @@ class _Nearest:
             rows.append(candidates.gather(1, best[:, None])[:, 0])
         return torch.cat(rows)
 
-    def __call__(self, ctx: online.WindowContext) -> torch.Tensor:
+    def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         if ctx.start != ctx.index * self.window:
             raise UsageError(
                 f"{type(self).__name__} was built for windows of {self.window} frames but "
@@ -333,10 +331,12 @@ class NearestMotion(_Nearest):
     one speaker are equal.
     """
 
+    name = "NN motion"
+
     uses_audio = False
     modality = "coefficients"
 
-    def _features(self, split: data.Split, clip: str) -> np.ndarray:
+    def _features(self, split: Split, clip: str) -> np.ndarray:
         return split.coeffs(clip)
 
     def _query(self, ctx: online.WindowContext) -> torch.Tensor:
@@ -348,10 +348,12 @@ class NearestAudio(_Nearest):
     ``audio_features``, z-scored per feature with the training speakers' statistics) instead of
     the face coefficients; the same index, last-window rule, causality and determinism."""
 
+    name = "NN audio"
+
     uses_audio = True
     modality = "audio features"
 
-    def _features(self, split: data.Split, clip: str) -> np.ndarray:
+    def _features(self, split: Split, clip: str) -> np.ndarray:
         return split.audio_features(clip)
 
     def _query(self, ctx: online.WindowContext) -> torch.Tensor:
@@ -363,105 +365,3 @@ class NearestAudio(_Nearest):
                 f"{ctx.audio.shape[-1]}: use the same audio features as the training split"
             )
         return ctx.audio
-
-
-# --- By name ------------------------------------------------------------------------------------
-
-
-def _canonical(name: str) -> str | None:
-    wanted = " ".join(str(name).replace("_", " ").replace("-", " ").lower().split())
-    return next((key for key in BASELINES if key.lower() == wanted), None)
-
-
-def make(
-    name: str,
-    train_split: data.Split | None = None,
-    *,
-    listener=None,
-    window: int = WINDOW,
-) -> online.Generator:
-    """The baseline ``name`` (a key of :data:`BASELINES`; case, ``_`` and ``-`` are ignored)
-    fitted on ``train_split``. ``GT`` needs ``listener``: the listeners ``(N, T, 58)`` of the
-    speakers to be generated, or the :class:`data.Split` they come from; ``window`` is the
-    segment length of the NN baselines (the loop's window)."""
-    key = _canonical(name)
-    if key is None:
-        raise UsageError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
-    if key == "GT":
-        if listener is None:
-            raise UsageError(
-                "the GT baseline needs listener=: the listeners (N, T, 58) of the speakers "
-                "generated, or the split they come from"
-            )
-        return GroundTruth(listener)
-    if key == "Mirror":
-        return Mirror()
-    if not isinstance(train_split, data.Split):
-        raise UsageError(f"the {key} baseline needs the training split, got {train_split!r}")
-    if key == "Random":
-        return Random.from_split(train_split)
-    if key == "Mean frame":
-        return MeanFrame.from_split(train_split)
-    if key == "NN motion":
-        return NearestMotion(train_split, window)
-    return NearestAudio(train_split, window)
-
-
-# --- A split at a time ----------------------------------------------------------------------------
-
-
-def speaker_inputs(
-    split: data.Split, items=None, *, audio: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(speaker (N, T, 58), audio (N, T, A))`` of a split's items (all by default); audio is
-    None when ``audio`` is False (and then never loaded)."""
-    chosen = range(len(split)) if items is None else items
-    speakers = [split.items[k].speaker for k in chosen]
-    features = np.stack([split.audio_features(c) for c in speakers]) if audio else None
-    return np.stack([split.coeffs(c) for c in speakers]), features
-
-
-def generate_split(
-    generator: online.Generator,
-    split: data.Split,
-    *,
-    m: int = 10,
-    seed: int = 0,
-    items=None,
-    chunk: int = 8,
-    window: int | None = None,
-    post: online.PostProcess | None = None,
-    progress: Callable | None = None,
-) -> np.ndarray:
-    """``(N, M, T, 58)`` float32 reactions of ``generator`` to the speakers of ``split``'s items
-    (all, or ``items``), ``chunk`` speakers at a time through :func:`reactlib.online.generate`
-    (``post``: its post-processor, e.g. a :mod:`reactlib.posnet` seam fix); item ``k``'s
-    reactions do not depend on the chunking (the seeds follow the item).
-
-    - ``window`` is the loop's window: by default the generator's ``window`` attribute (the NN
-      baselines' segment length), else :data:`reactlib.online.WINDOW`.
-    - A generator with a ``select(split, items)`` method is asked for each chunk's generator with
-      the chunk's item indices: :class:`GroundTruth` follows the chunk that way.
-    - Audio features are loaded unless the generator says ``uses_audio = False``.
-    """
-    chosen = list(range(len(split)) if items is None else items)
-    bad = [k for k in chosen if not isinstance(k, int | np.integer) or not 0 <= k < len(split)]
-    if bad:
-        raise UsageError(f"items must be indices 0 .. {len(split) - 1} of the split, got {bad[:3]}")
-    for name, value in (("m", m), ("chunk", chunk)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
-    if window is None:
-        window = getattr(generator, "window", online.WINDOW)
-    uses_audio = getattr(generator, "uses_audio", True)
-    out = [np.empty((0, m, split.frames, D), dtype=np.float32)]
-    starts = range(0, len(chosen), chunk)
-    for begin in progress(starts) if progress else starts:
-        part = [int(k) for k in chosen[begin : begin + chunk]]
-        speaker, audio = speaker_inputs(split, part, audio=uses_audio)
-        gen = generator.select(split, part) if hasattr(generator, "select") else generator
-        reactions = online.generate(
-            gen, speaker, audio, m=m, seed=seed, window=window, post=post, items=part
-        )
-        out.append(reactions.numpy())
-    return np.concatenate(out).astype(np.float32)

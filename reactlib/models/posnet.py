@@ -1,8 +1,9 @@
-"""PosNet and the seam fixes it is compared with: head-pose post-processors of any generator.
+"""PosNet, its training, and the seam fixes it is compared with: head-pose post-processors of any
+generator.
 
 An online generator makes each window of ``w`` frames on its own, continuing from the last frame
 of the one before; where it does that badly the head jumps at every seam. PFLPosNet's answer is
-PosNet (:class:`reactlib.models.PosNet`, its eqs 11-13), a small network that rewrites the
+PosNet (:class:`PosNet`, its eqs 11-13), a small network that rewrites the
 window's *head pose* (the last six coefficients) from the window's poses and the last adjusted
 pose before it, and leaves every expression coefficient as the generator made it. Here it and
 three non-learned fixes are post-processors of the online loop (:func:`reactlib.online.generate`,
@@ -23,21 +24,27 @@ the fix continue from what was shown, and a fix never sees a frame after the win
 Training (:func:`train_model`, or :func:`train_on` a generator): PosNet learns on the reactions of
 a generator to the training speakers, three consecutive windows at a time, each adjusted from the
 last adjusted pose before it (:func:`make_objective`), with the loss of
-:func:`reactlib.losses.posnet_loss` (eq 18 with a fidelity term).
+:func:`reactlib.models.losses.posnet_loss` (eq 18 with a fidelity term).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from reactlib import coeffs, losses, models, online, train
+from reactlib import online, train
+from reactlib.data.corpus import Split
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
+from reactlib.models import losses
 
 FORMAT = 1
 """Version of the PosNet checkpoint identity."""
@@ -51,6 +58,138 @@ AVERAGE_WIDTH = 10
 """Frames of the causal moving average (the official code's window)."""
 
 POSE = coeffs.POSE
+
+
+# --- The network (PFLPosNet eqs 11-13) ----------------------------------------------------------
+
+POSE_DIMS = 6
+"""PosNet's coefficients: the last six, rotation (pitch, yaw, roll) and translation."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosNetConfig:
+    """PosNet's size. ``hidden`` 512 is the official network (about 1.4 M parameters with its
+    50-frame windows); ``residual`` adds the MLP's output to the window's poses instead of
+    replacing them (below)."""
+
+    window: int = 16
+    """Frames the MLP outputs at once: the online loop's ``w``."""
+    hidden: int = 512
+    residual: bool = True
+    pool: str = "flatten"
+    """How the encoder's per-frame features become one vector: ``flatten`` (in frame order) or
+    ``mean`` over frames (the official encoder)."""
+
+    def __post_init__(self):
+        if self.window < 1 or self.hidden < 1:
+            raise UsageError(f"window and hidden must be >= 1, got {self.window}, {self.hidden}")
+        if self.pool not in ("flatten", "mean"):
+            raise UsageError(f"pool must be 'flatten' or 'mean', got {self.pool!r}")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+POSNET_HIDDEN = {"ci": 32, "lab": 128, "full": 512}
+"""PosNet's hidden width per profile (``full`` is the official 512)."""
+
+
+class PosNet(nn.Module):
+    """Eq 13: ``P_adjusted = MLP(P_{t-w} (+) Enc(P_{[t-w+1:t]}))`` on the window's poses only.
+
+    - ``Enc``: two temporal convolutions (kernel 3) over the window's poses, taken relative to
+      the last adjusted pose (so a seam is the first frame's displacement), then the features of
+      all ``window`` frames in order (``pool="flatten"``; a shorter chunk repeats its last
+      frame). The official encoder averages them over frames (``pool="mean"``), which blurs
+      *where* in the window the pose jumps, and trained alike it leaves larger seams.
+    - ``MLP``: three linear layers on the encoding concatenated with the last *adjusted* pose of
+      the previous window; it outputs ``window`` frames of pose.
+    - ``residual`` (default): the output is added to the window's poses, and the last layer
+      starts at zero, so an untrained PosNet is the identity and training only learns the
+      correction. The paper's eq 13 (and the official code) replace the poses with the MLP's
+      output, which must then rebuild the generator's whole motion from one pooled vector;
+      ``residual=False`` is that form.
+    - A window longer than ``window`` (the online loop's last one absorbs the remainder) is
+      adjusted in chunks of at most ``window`` frames, each continuing from the last adjusted
+      pose of the chunk before.
+
+    Poses are z-scored inside with the training data's statistics (:meth:`set_statistics`);
+    inputs and outputs are in coefficient units. Expressions never enter.
+    """
+
+    def __init__(self, config: PosNetConfig = PosNetConfig()):
+        super().__init__()
+        self.config = config
+        hidden = config.hidden
+        self.encoder = nn.Sequential(
+            nn.Conv1d(POSE_DIMS, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 3, padding=1),
+            nn.ReLU(),
+        )
+        encoded = hidden * config.window if config.pool == "flatten" else hidden
+        self.mlp = nn.Sequential(
+            nn.Linear(POSE_DIMS + encoded, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, config.window * POSE_DIMS),
+        )
+        if config.residual:
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
+        self.register_buffer("pose_mean", torch.zeros(POSE_DIMS))
+        self.register_buffer("pose_std", torch.ones(POSE_DIMS))
+
+    def set_statistics(self, mean, std) -> None:
+        """The pose statistics inputs are z-scored with (``(6,)`` each, ``std > 0``)."""
+        mean, std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
+        if mean.shape != (POSE_DIMS,) or std.shape != (POSE_DIMS,) or (std <= 0).any():
+            raise UsageError(f"pose statistics must be (6,) with std > 0, got {mean}, {std}")
+        self.pose_mean.copy_(mean)
+        self.pose_std.copy_(std)
+
+    def normalize(self, pose: torch.Tensor) -> torch.Tensor:
+        return (pose - self.pose_mean) / self.pose_std
+
+    def denormalize(self, pose: torch.Tensor) -> torch.Tensor:
+        return pose * self.pose_std + self.pose_mean
+
+    def adjust(self, past: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+        """Normalised poses in and out: ``past (B, 6)``, the last adjusted pose before the
+        window, and ``poses (B, L, 6)`` -> ``(B, L, 6)``."""
+        w = self.config.window
+        chunks = []
+        for start in range(0, poses.shape[1], w):
+            chunk = poses[:, start : start + w]
+            frames = chunk - past[:, None]
+            if self.config.pool == "flatten" and chunk.shape[1] < w:
+                pad = frames[:, -1:].expand(-1, w - chunk.shape[1], -1)
+                frames = torch.cat([frames, pad], dim=1)
+            features = self.encoder(frames.transpose(1, 2))
+            if self.config.pool == "flatten":
+                encoded = features.flatten(1)
+            else:
+                encoded = features.mean(dim=-1)
+            out = self.mlp(torch.cat([past, encoded], dim=-1)).view(-1, w, POSE_DIMS)
+            out = out[:, : chunk.shape[1]]
+            if self.config.residual:
+                out = chunk + out
+            chunks.append(out)
+            past = out[:, -1]
+        return torch.cat(chunks, dim=1)
+
+    def forward(
+        self, past: torch.Tensor, poses: torch.Tensor, normalized: bool = False
+    ) -> torch.Tensor:
+        """``past (B, 6)`` and ``poses (B, L, 6)`` -> adjusted ``(B, L, 6)``, in coefficient
+        units, or z-scored in and out with ``normalized`` (what training uses)."""
+        if normalized:
+            return self.adjust(past, poses)
+        return self.denormalize(self.adjust(self.normalize(past), self.normalize(poses)))
+
+
+# --- Seam fixes -----------------------------------------------------------------------------------
 
 
 class PoseFix:
@@ -121,9 +260,9 @@ class MovingAverage(PoseFix):
 
 
 class PosNetFix(PoseFix):
-    """A trained :class:`reactlib.models.PosNet` as a post-processor."""
+    """A trained :class:`PosNet` as a post-processor."""
 
-    def __init__(self, model: models.PosNet):
+    def __init__(self, model: PosNet):
         self.model = model.eval()
 
     def poses(self, past, poses, ctx):
@@ -133,7 +272,7 @@ class PosNetFix(PoseFix):
         return out.to(poses).clone()
 
 
-def make_fix(name: str, model: models.PosNet | None = None) -> PoseFix | None:
+def make_fix(name: str, model: PosNet | None = None) -> PoseFix | None:
     """The post-processor called ``name`` (:data:`SEAM_FIXES`); ``posnet`` needs ``model``;
     ``none`` is None (no post-processing). Each call makes a fresh one (the moving average keeps
     a history: use one per run)."""
@@ -185,12 +324,12 @@ class RolloutWindows:
         n, m, frames, _ = reactions.shape
         self.poses = torch.from_numpy(
             np.ascontiguousarray(reactions[..., POSE], dtype=np.float32)
-        ).reshape(n * m, frames, models.POSE_DIMS)
+        ).reshape(n * m, frames, POSE_DIMS)
         self.window, self.unroll = window, unroll
         self.first_starts = frames // window - unroll  # the first window is 1 .. this
 
     def statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = self.poses.reshape(-1, models.POSE_DIMS)
+        flat = self.poses.reshape(-1, POSE_DIMS)
         return flat.mean(0), flat.std(0).clamp(min=1e-6)
 
     def batch(self, size: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,11 +400,12 @@ def train_model(
     **overrides,
 ) -> train.Trained:
     """Train PosNet on ``reactions (N, M, T, 58)`` of the generator named ``source``, with the
-    profile's width and step budget and ``overrides`` of :class:`reactlib.models.PosNetConfig`,
-    :class:`reactlib.losses.PosNetLossSettings` or :class:`reactlib.train.TrainSettings` fields.
+    profile's width and step budget and ``overrides`` of :class:`PosNetConfig`,
+    :class:`reactlib.models.losses.PosNetLossSettings` or :class:`reactlib.train.TrainSettings`
+    fields.
     Cached by the configuration and the reactions' digest without ``out``."""
     bases = {
-        "net": models.PosNetConfig(window=cfg.window, hidden=models.POSNET_HIDDEN[cfg.profile]),
+        "net": PosNetConfig(window=cfg.window, hidden=POSNET_HIDDEN[cfg.profile]),
         "loss": losses.PosNetLossSettings(),
         "train": train.TrainSettings(**POSNET_TRAIN, steps=cfg.train_steps, seed=cfg.seed),
     }
@@ -276,8 +416,8 @@ def train_model(
         net, settings, loss, {"generator": source, "reactions": digest(reactions)}, cfg.profile
     )
 
-    def build() -> models.PosNet:
-        model = models.PosNet(net)
+    def build() -> PosNet:
+        model = PosNet(net)
         model.set_statistics(*windows.statistics())
         return model
 
@@ -290,34 +430,39 @@ def train_model(
     return train.fit(build(), objective, settings, out, identity=ident, cfg=cfg, device=device)
 
 
-def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[models.PosNet, dict]:
+def from_checkpoint(state: Mapping[str, Any], *, ema: bool = True, device="cpu") -> PosNet:
+    """The trained PosNet of a checkpoint read by :func:`reactlib.train.load_checkpoint`."""
+    config = PosNetConfig(**state["identity"]["net"])
+    return train.trained_module(state, PosNet(config), ema=ema, device=device)
+
+
+def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[PosNet, dict]:
     """A trained PosNet and its identity from a run folder or ``checkpoint.pt``."""
-    state = train.load_checkpoint(path)
-    ident = state["identity"]
-    if ident.get("model") != "posnet":
-        raise UsageError(f"{path}: a {ident.get('model')!r} checkpoint, not a PosNet one")
-    model = models.PosNet(models.PosNetConfig(**ident["net"]))
-    model.load_state_dict(train.checkpoint_weights(state, ema=ema))
-    return model.to(device).eval(), ident
+    return train.load_model(path, "posnet", from_checkpoint, label="PosNet", ema=ema, device=device)
 
 
 def train_on(
     cfg,
-    generate: Callable[..., np.ndarray],
+    generator: online.Generator,
+    split: Split,
     *,
-    source: str,
+    source: str | None = None,
     items=None,
     m: int = 2,
     seed: int | None = None,
+    out: str | Path | None = None,
     device="cpu",
     progress: Callable | None = None,
     **overrides,
 ) -> tuple[train.Trained, np.ndarray]:
-    """PosNet trained (cached) on ``generate(m=, items=, seed=, progress=)``'s reactions to the
-    training speakers, e.g. ``lambda **kw: rl.transvae.generate_split(model, train, **kw)``;
-    returns the run and the reactions. ``seed`` defaults to the profile's plus one (not the
-    test-time seed)."""
+    """PosNet trained (cached) on ``generator``'s ``m`` reactions to the speakers of ``split``
+    (all its items, or ``items``); returns the run and the reactions. ``source`` names the
+    generator in the run's identity (default: :meth:`~reactlib.online.Generator.describe`);
+    ``seed`` defaults to the profile's plus one (not the test-time seed); ``out`` as
+    :func:`train_model`."""
     seed = cfg.seed + 1 if seed is None else seed
-    reactions = generate(m=m, items=items, seed=seed, progress=progress)
-    trained = train_model(cfg, reactions, source=source, device=device, **overrides)
+    inputs = online.speaker_inputs(split, items)
+    reactions = generator.react(inputs, m=m, seed=seed, progress=progress)
+    source = generator.describe() if source is None else source
+    trained = train_model(cfg, reactions, source=source, out=out, device=device, **overrides)
     return trained, reactions

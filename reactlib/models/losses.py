@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reactlib import coeffs, diffusion
+from reactlib import diffusion
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
 
 FBK_DIM_CHOICES = ("all", "pose", "expression")
 """Which coefficients FBK constrains: ``all`` 58 (the paper), ``pose``, the last 6 (the official

@@ -13,7 +13,7 @@ the ReactDiff paper's Table 17 as the official code indexes them: 20 symmetric, 
 as mutually exclusive there; we keep both, as the paper's constraint does.
 
 Pose conventions differ between sources. In ReactLab's camera convention (SynthReact and
-:mod:`reactlib.render`) zero rotation is a frontal face and ``z`` is the camera distance in the
+:mod:`reactlib.face.render`) zero rotation is a frontal face and ``z`` is the camera distance in the
 renderer's units (:data:`NEUTRAL_DISTANCE` for the neutral face). FaceVerse data stores pitch near
 pi instead; :func:`faceverse_to_camera` converts.
 
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from reactlib.errors import UsageError
 
 FPS = 25
 """Frames per second of every REACT 2024 and SynthReact clip."""
@@ -276,6 +278,20 @@ def emotion_from_coeffs(x: np.ndarray) -> np.ndarray:
 
 
 # --- Normalisation -------------------------------------------------------------------------
+
+
+def mean_frame(frames) -> np.ndarray:
+    """The mean frame ``(58,)`` float64 over every frame of ``frames (..., 58)`` (REACT's
+    mean-frame baseline, ``B_MeanFr``, shows it at every frame)."""
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim < 1 or frames.shape[-1] != NUM_COEFFS:
+        raise UsageError(
+            f"frames must be (..., {NUM_COEFFS}) coefficients, got shape {frames.shape}"
+        )
+    if frames.size == 0:
+        raise UsageError("no frames to average")
+    return frames.reshape(-1, NUM_COEFFS).mean(axis=0)
+
 
 NORMALISATION_MODES = ("mean", "zscore")
 STD_FLOOR = 1e-3

@@ -32,16 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactlib import baselines, coeffs, data, online, reactdiff, train
+from reactlib import online, train
+from reactlib.data.corpus import Corpus
 from reactlib.errors import UsageError
+from reactlib.face import coeffs
+from reactlib.models.windows import Statistics, WindowPairs, fitted_statistics
 
 FORMAT = 1
 """Version of the Trans-VAE checkpoint identity."""
@@ -169,22 +172,13 @@ class TransVAENet(nn.Module):
         return self.decode(z, encoded, past, frames), mu, logvar
 
 
-class TransVAE(nn.Module):
+class TransVAE(Statistics):
     """The network and the data statistics (the same z-scoring as ReactDiff)."""
 
     def __init__(self, config: TransVAEConfig):
-        super().__init__()
+        super().__init__(config.audio_dim)
         self.config = config
         self.net = TransVAENet(config)
-        self.register_buffer("coeff_mean", torch.zeros(coeffs.NUM_COEFFS))
-        self.register_buffer("coeff_std", torch.ones(coeffs.NUM_COEFFS))
-        self.register_buffer("audio_mean", torch.zeros(config.audio_dim))
-        self.register_buffer("audio_std", torch.ones(config.audio_dim))
-
-    set_statistics = reactdiff.ReactDiff.set_statistics
-    normalize = reactdiff.ReactDiff.normalize
-    denormalize = reactdiff.ReactDiff.denormalize
-    normalize_audio = reactdiff.ReactDiff.normalize_audio
 
     def forward(self, speaker, audio, valid, past, eps, frames: int):
         return self.net(speaker, audio, valid, past, eps, frames)
@@ -195,9 +189,7 @@ def kl_divergence(mu, logvar) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
 
 
-def make_objective(
-    pairs: reactdiff.WindowPairs, config: TransVAEConfig, settings
-) -> train.Objective:
+def make_objective(pairs: WindowPairs, config: TransVAEConfig, settings) -> train.Objective:
     """Reconstruction + ``kl_weight`` KL on this step's share of the global batch of windows."""
 
     def objective(model, step: int, rank: int, world: int):
@@ -205,7 +197,7 @@ def make_objective(
         share = slice(rank, None, world)
         items, starts = b["items"][share], b["starts"][share]
         device = next(model.parameters()).device
-        speaker, audio, speaker_h = pairs._context(items, starts)
+        speaker, audio, speaker_h = pairs.speaker_context(items, starts)
         cond = pairs.conditions(items, starts, torch.zeros(len(items), dtype=torch.bool))
         g = torch.Generator().manual_seed(train.step_seed(settings.seed, step, rank) + 1)
         eps = torch.randn(len(items), config.latent, generator=g)
@@ -239,7 +231,7 @@ def identity(config: TransVAEConfig, settings, corpus_id, profile: str, audio_fe
 
 
 def train_model(
-    cfg, corpus: data.Corpus, *, out: str | Path | None = None, device="cpu", **overrides
+    cfg, corpus: Corpus, *, out: str | Path | None = None, device="cpu", **overrides
 ) -> train.Trained:
     """Train Trans-VAE on ``corpus``'s train split with the profile's size and budget (the same
     steps, batch and learning rate as ReactDiff) and ``overrides`` of :class:`TransVAEConfig` or
@@ -253,13 +245,11 @@ def train_model(
     }
     chosen = train.apply_settings("Trans-VAE", overrides, bases)
     config, settings = chosen["net"], chosen["train"]
-    ident = identity(
-        config, settings, reactdiff.corpus_identity(corpus), cfg.profile, split.audio_features_name
-    )
+    ident = identity(config, settings, corpus.identity(), cfg.profile, split.audio_features_name)
     torch.manual_seed(settings.seed)
     model = TransVAE(config)
-    model.set_statistics(*reactdiff.fitted_statistics(split))
-    objective = make_objective(reactdiff.WindowPairs(split, config, model), config, settings)
+    model.set_statistics(*fitted_statistics(split))
+    objective = make_objective(WindowPairs(split, config, model), config, settings)
     if out is None:
         return train.cached(
             "transvae", lambda: model, objective, settings, identity=ident, cfg=cfg, device=device
@@ -267,20 +257,25 @@ def train_model(
     return train.fit(model, objective, settings, out, identity=ident, cfg=cfg, device=device)
 
 
+def from_checkpoint(state: Mapping[str, Any], *, ema: bool = True, device="cpu") -> TransVAE:
+    """The trained Trans-VAE of a checkpoint read by :func:`reactlib.train.load_checkpoint`."""
+    config = TransVAEConfig(**state["identity"]["net"])
+    return train.trained_module(state, TransVAE(config), ema=ema, device=device)
+
+
 def load(path: str | Path, *, ema: bool = True, device="cpu") -> tuple[TransVAE, dict]:
-    state = train.load_checkpoint(path)
-    ident = state["identity"]
-    if ident.get("model") != "transvae":
-        raise UsageError(f"{path}: a {ident.get('model')!r} checkpoint, not a Trans-VAE one")
-    model = TransVAE(TransVAEConfig(**ident["net"]))
-    model.load_state_dict(train.checkpoint_weights(state, ema=ema))
-    return model.to(device).eval(), ident
+    """A trained Trans-VAE from a checkpoint, and the checkpoint's identity."""
+    return train.load_model(
+        path, "transvae", from_checkpoint, label="Trans-VAE", ema=ema, device=device
+    )
 
 
 class TransVAEGenerator(online.ModelGenerator):
-    """Trans-VAE as an :mod:`reactlib.online` generator: each stream draws its latent's noise
+    """Trans-VAE as a :class:`reactlib.online.Generator`: each stream draws its latent's noise
     from its window seed; windows longer than the model's are decoded in chunks (module
-    docstring)."""
+    docstring). It has no sampler: the latent's noise is its only randomness."""
+
+    name = "Trans-VAE"
 
     def window_frames(self, ctx: online.WindowContext) -> torch.Tensor:
         model, config = self.model, self.model.config
@@ -308,28 +303,3 @@ class TransVAEGenerator(online.ModelGenerator):
             chunks.append(frames)
             past = frames[:, -1]
         return model.denormalize(torch.cat(chunks, dim=1))
-
-
-def generate_split(
-    model: TransVAE,
-    split: data.Split,
-    *,
-    m: int = 10,
-    seed: int = 0,
-    items=None,
-    chunk: int = 8,
-    post: online.PostProcess | None = None,
-    progress: Callable | None = None,
-) -> np.ndarray:
-    """``(N, M, T, 58)`` Trans-VAE reactions to ``split``'s speakers
-    (:func:`reactlib.baselines.generate_split` with a :class:`TransVAEGenerator`)."""
-    return baselines.generate_split(
-        TransVAEGenerator(model),
-        split,
-        m=m,
-        seed=seed,
-        items=items,
-        chunk=chunk,
-        post=post,
-        progress=progress,
-    )

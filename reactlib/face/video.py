@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from reactlib import paths
-from reactlib.coeffs import FPS
 from reactlib.errors import DataError
+from reactlib.face.coeffs import FPS
 
 
 def _check_frames(frames) -> np.ndarray:

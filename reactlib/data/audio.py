@@ -23,7 +23,7 @@ import scipy.io.wavfile
 from numpy.lib.stride_tricks import sliding_window_view
 
 from reactlib import paths
-from reactlib.coeffs import FPS
+from reactlib.face.coeffs import FPS
 
 # --- feature conventions -----------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ Eqs 2-4 describe the floating window, eqs 9-10 PFL's fixed window.
 
 A rigid head carries keypoints ``X_i`` (head coordinates); at time ``t`` they sit at
 ``X_i^global(t) = Q(t) X_i + T(t)`` with ``Q(t)`` the rotation from Euler angles (the renderer's
-convention, :func:`reactlib.render.rotation_matrices`) and ``T(t)`` the translation.
+convention, :func:`rotations`) and ``T(t)`` the translation.
 
 * floating window (eq 2): its centre follows a reference point, ``X_float(t) = Q(t) X_ref + T(t)``,
   so local coordinates (eq 3) are ``Q(t)(X_i - X_ref)``: rotation only, ``T(t)`` cancels.
@@ -14,7 +14,7 @@ convention, :func:`reactlib.render.rotation_matrices`) and ``T(t)`` the translat
   is fixed only when ``Q(t) X_ref`` is, e.g. ``X_ref = 0`` (the reference at the rotation
   centre). :func:`derive_eq10` prints both readings and their difference.
 
-What this means for pixels (detectors, windows, crops) is :mod:`reactlib.pfl`.
+What this means for pixels (detectors, windows, crops) is :mod:`reactlib.face.pfl`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ import numpy as np
 
 
 def rotations(angles) -> np.ndarray:
-    """``(..., 3)`` pitch, yaw, roll in radians -> ``(..., 3, 3)`` rotation matrices ``Q``."""
-    from reactlib.render import rotation_matrices
-
-    return rotation_matrices(np.asarray(angles, dtype=float))
+    """``(..., 3)`` pitch, yaw, roll in radians -> ``(..., 3, 3)`` rotation matrices
+    ``Q = Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (the renderer's camera uses the same)."""
+    angles = np.asarray(angles, dtype=float)
+    cp, cy, cr = np.moveaxis(np.cos(angles), -1, 0)
+    sp, sy, sr = np.moveaxis(np.sin(angles), -1, 0)
+    rows = [
+        [cr * cy, cr * sy * sp - sr * cp, cr * sy * cp + sr * sp],
+        [sr * cy, sr * sy * sp + cr * cp, sr * sy * cp - cr * sp],
+        [-sy, cy * sp, cy * cp],
+    ]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 def _motion(keypoints, q, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

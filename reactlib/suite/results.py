@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reactlib import paths
+from reactlib.runtime import Timer, describe_device, select_device
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from reactlib.config import Config
-    from reactlib.runtime import Timer
 
 SCHEMA_VERSION = 1
 
@@ -278,8 +278,6 @@ def save(
     Each file is written to a temporary name and renamed, tables first and ``metrics.json`` last,
     so a ``metrics.json`` on disk always describes complete tables.
     """
-    from reactlib.runtime import describe_device, select_device
-
     for kind, name in (("notebook", notebook), *(("table", t) for t in tables or {})):
         if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
             raise ValueError(
