@@ -47,6 +47,7 @@ MODULES = {
     "online": "reactlib.online",
     "train": "reactlib.train",
     "rules": "reactlib.rules",
+    "criteria": "reactlib.criteria",
     # face/
     "coeffs": "reactlib.face.coeffs",
     "kinematics": "reactlib.face.kinematics",

@@ -20,7 +20,7 @@ LAYERS = (
     ("data", ("reactlib.data",)),
     ("engines", ("reactlib.diffusion", "reactlib.train", "reactlib.online")),
     ("models", ("reactlib.models",)),
-    ("measures", ("reactlib.metrics", "reactlib.rules")),
+    ("measures", ("reactlib.metrics", "reactlib.rules", "reactlib.criteria")),
     ("suite", ("reactlib.suite", "reactlib.__main__")),
 )  # fmt: skip
 """Bottom to top: a module may import its own layer and the layers below (docs/design.md)."""

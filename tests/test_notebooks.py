@@ -50,6 +50,27 @@ def test_every_notebook_is_in_the_manifest_and_vice_versa():
     )
 
 
+PLACEHOLDER = re.compile(r"\[\s*(lab|ci|full)\s*(:|\]|\.\.\.)|\bTODO\b|\bTBD\b|\bXXX\b")
+"""Draft markers: "[lab: ...]", "[ci]", TODO. A notebook's text states what its run computes."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_notebook_text_holds_a_placeholder(path):
+    found = [
+        (index, match.group(0))
+        for index, cell in enumerate(_read(path).cells)
+        if cell.cell_type == "markdown"
+        for match in PLACEHOLDER.finditer(cell.source)
+    ]
+    assert found == [], f"{path.name}: placeholders in markdown cells (cell, text): {found}"
+
+
+def test_the_placeholder_scan_finds_a_draft():
+    assert PLACEHOLDER.search("FRSyn is 49 [ci: 9 of 9; lab: ...]")
+    assert PLACEHOLDER.search("[lab: whether ReactDiff beats it]")
+    assert not PLACEHOLDER.search("see [the lab budget](#the-lab-budget), `ITEMS[cfg.profile]`")
+
+
 def test_ci_profile_fits_its_budget():
     budget = config.PROFILES["ci"]["budget_minutes"]
     assert MANIFEST.expected_minutes("ci") <= budget

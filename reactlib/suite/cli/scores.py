@@ -24,7 +24,8 @@ def add_evaluate(sub) -> None:
         "writes) or (N, M, T, 25) emotion, against a split: FRCorr, FRDist, FRDiv, FRVar, FRDvs, "
         "FRSyn in the chosen convention, plus the coefficient Frechet distance and smoothness. "
         "Prints a table and, with --json, writes every figure and what was used (emotion map, "
-        "neighbour matrix or fallback).",
+        "neighbour matrix or fallback), and, on SynthReact, the rule checks under 'rules': each "
+        "criterion's figure, its null, p and a pass/fail verdict (reactlib.criteria).",
     )
     ev.add_argument("--pred", type=Path, required=True, metavar="PRED.npy")
     ev.add_argument("--data", type=Path, metavar="DIR", help="a REACT 2024 copy")
@@ -69,6 +70,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     import numpy as np
 
+    from reactlib import criteria  # SciPy: only when the verb runs
     from reactlib.data import layout  # SciPy and OpenCV: only when the verb runs
     from reactlib.metrics import emotion, evaluation  # numba: only when the verb runs
 
@@ -110,6 +112,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
     result["pred"] = str(args.pred)
     result["corpus"] = str(corpus.root)
+    result["rules"] = criteria.check_split(pred, corpus, args.split, items=args.items)
+    checks = result["rules"]["criteria"]
     for name, value in result["metrics"].items():
         print(f"{name:<8} {value:.6g}")
     if result["realism_fd"] is not None:
@@ -117,6 +121,11 @@ def _evaluate(args: argparse.Namespace) -> None:
         s, g = result["smoothness"], result["smoothness_ground_truth"]
         print(f"seam jump / velocity {s['seam_ratio']:.3g} (ground truth {g['seam_ratio']:.3g})")
     print(f"convention {args.convention}, {result['space']}, neighbours: {result['neighbours']}")
+    if checks is not None:
+        words = {True: "pass", False: "fail", None: "n/a"}
+        print("rule checks: " + ", ".join(f"{k} {words[v['passes']]}" for k, v in checks.items()))
+    if result["rules"]["reason"]:
+        print(f"rule checks: {result['rules']['reason']}", file=sys.stderr)
     if args.json is not None:
         text = json.dumps(result, indent=2, allow_nan=True) + "\n"
         paths.write_atomically(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
