@@ -457,7 +457,10 @@ def _smile(x, talk, owner, pairings, max_lag, alpha) -> dict:
         owner,
     )
     if np.isnan(own).all():
-        return _undefined(delay_s=math.nan)
+        return {
+            **_undefined(delay_s=math.nan),
+            "passes": False if len(talk) >= MIN_SPEAKERS else None,
+        }
     delay = int(np.nanargmax(_nanmean0(own)))
 
     def statistic(pairing: np.ndarray) -> np.ndarray:  # (D, S) -> (D,)
@@ -537,7 +540,7 @@ def _permutation_tested(statistic, pairings, reactions, alpha, *, exp=False) -> 
     speakers = pairings.shape[1]
     observed = float(statistic(np.arange(speakers)[None])[0])
     if not np.isfinite(observed):
-        return _undefined()
+        return {**_undefined(), "passes": False if speakers >= MIN_SPEAKERS else None}
     null = np.concatenate([statistic(pairings[i : i + 256]) for i in range(0, len(pairings), 256)])
     null = null[np.isfinite(null)]
     p = _p_value(observed, null)
@@ -609,7 +612,7 @@ def _seams(x, window, smooth: bool) -> dict:
         "null": SEAM_LIMIT,
         "p": math.nan,
         "passes": bool(_at_most(ratio, SEAM_LIMIT) and smooth) if not math.isnan(ratio) else None,
-        "largest_off_seam_ratio": float(np.nanmax(phases)) if phases else math.nan,
+        "largest_off_seam_ratio": _finite_max(phases),
     }
 
 
@@ -744,6 +747,11 @@ def _p_value(observed: float, null: np.ndarray) -> float:
     if not np.isfinite(observed):
         return math.nan
     return float((1 + np.sum(null >= observed)) / (1 + len(null)))
+
+
+def _finite_max(values) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(max(finite)) if finite else math.nan
 
 
 def _at_most(value: float, limit: float) -> bool:
