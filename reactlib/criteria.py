@@ -32,7 +32,8 @@ output).
 **Structure criteria** use a permutation or a bootstrap over speakers: reactions to one speaker
 are closer to each other than reactions randomly reassigned to speakers (:func:`check`'s
 ``varies_with_speaker``); the AU pairs of Table 17 move together (or apart) beyond what
-independent channels give.
+independent channels give, judged by a bootstrap over speakers, which needs
+:data:`MIN_SPEAKERS` of them as the response criteria do.
 
 :data:`CRITERIA` says, per criterion, which of the :data:`CONTROLS` it must reject and why;
 :func:`controls` builds them from the ground truth, and the tests show that the real listeners
@@ -73,8 +74,9 @@ DRAWS = 4999
 EXACT_SPEAKERS = 7
 """Up to this many speakers the permutation null enumerates every permutation (7! = 5040)."""
 MIN_SPEAKERS = 7
-"""Fewest speakers for a response criterion: with ``S`` speakers the smallest p-value is
-``1 / S!`` (6! = 720 permutations cannot reach ``ALPHA``)."""
+"""Fewest speakers for a response criterion (with ``S`` speakers the smallest p-value is ``1 / S!``:
+6! = 720 permutations cannot reach ``ALPHA``) and for a bootstrap over speakers (the pair
+criteria); below it those criteria are undefined."""
 MIN_NODS = 5
 """Fewest nods in the speaker's pauses (over all reactions) for the nod criterion to pass."""
 ROUGHNESS_LIMIT = 1.0
@@ -702,7 +704,9 @@ def _pair_corr(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _bootstrap(values, index, groups, rng, draws, alpha, *, above) -> dict:
     """The mean of per-reaction ``values`` (speaker means first), passing where the lower
-    ``alpha`` bootstrap quantile over speakers lies above ``above``."""
+    ``alpha`` bootstrap quantile over speakers lies above ``above``; undefined (None) with fewer
+    than :data:`MIN_SPEAKERS` speakers, whose few distinct resamples make no spread (three
+    speakers whose means all lie above 0 by chance, one time in eight, would pass)."""
     per_group = np.array([np.nanmean(values[index == g]) if np.isfinite(values[index == g]).any()
                           else np.nan for g in range(groups)])  # fmt: skip
     per_group = per_group[np.isfinite(per_group)]
@@ -714,7 +718,7 @@ def _bootstrap(values, index, groups, rng, draws, alpha, *, above) -> dict:
         "figure": float(per_group.mean()),
         "null": low,
         "p": math.nan,
-        "passes": bool(low > above),
+        "passes": bool(low > above) if len(per_group) >= MIN_SPEAKERS else None,
     }
 
 
