@@ -242,3 +242,43 @@ def test_bench_metrics_command_writes_its_figures(tmp_path):
 
 def test_coefficient_and_emotion_sizes_are_the_papers():
     assert evaluation.SPACES == {coeffs.NUM_COEFFS: "coefficients", coeffs.NUM_EMOTION: "emotion"}
+
+
+# --- the spread over speakers ------------------------------------------------------------------
+
+
+def test_speaker_changes_add_up_to_the_whole_change(split):
+    """Changing only speaker k's reactions moves the per-speaker means by 1/N of speaker k's
+    own change, so the mean of the per-speaker changes is the whole change; a speaker whose
+    reactions did not change contributes 0."""
+    base = _truth(split, m=2)[:3]
+    rng = np.random.default_rng(5)
+    other = base + rng.normal(0, 0.05, base.shape).astype(np.float32)
+    other[1] = base[1]
+    changes = evaluation.speaker_changes(base, other, split, convention="clean")
+    assert list(changes.index) == [0, 1, 2] and list(changes.columns) == list(
+        evaluation.TABLE_COLUMNS
+    )
+    table = evaluation.method_table({"a": base, "b": other}, split, convention="clean", items=3)
+    whole = table.loc["b"] - table.loc["a"]
+    for column in ("FRCorr", "FRDist", "FRDiv", "FRVar"):
+        assert changes[column].mean() == pytest.approx(whole[column], rel=1e-6, abs=1e-9)
+    assert np.allclose(changes.loc[1, ["FRCorr", "FRDist", "FRDiv", "FRVar"]], 0, atol=1e-9)
+    with pytest.raises(UsageError, match="one shape"):
+        evaluation.speaker_changes(base, other[:2], split)
+
+
+def test_bootstrap_over_speakers_gives_the_mean_and_an_interval_that_can_exclude_zero():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    shifted = pd.DataFrame({"a": 1.0 + rng.normal(0, 0.1, 20), "b": rng.normal(0, 1.0, 20)})
+    out = evaluation.bootstrap_over_speakers(shifted, seed=1)
+    assert list(out.index) == ["mean", "low", "high"] and list(out.columns) == ["a", "b"]
+    assert out.loc["mean", "a"] == pytest.approx(shifted["a"].mean())
+    assert out.loc["low", "a"] > 0.9 and out.loc["high", "a"] < 1.1  # a change beyond its spread
+    assert out.loc["low", "b"] < 0 < out.loc["high", "b"]  # one within it
+    two = evaluation.bootstrap_over_speakers(pd.DataFrame({"x": [1.0, 3.0]}))
+    assert two.loc["low", "x"] == 1.0 and two.loc["high", "x"] == 3.0
+    with pytest.raises(UsageError, match="level"):
+        evaluation.bootstrap_over_speakers(shifted, level=1.5)

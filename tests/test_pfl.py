@@ -343,6 +343,25 @@ def test_analytic_retention_is_one_for_any_fixed_window(x, y, side):
     assert out["scale"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_coverage_is_the_share_of_the_face_inside_the_window():
+    box = [100.0, 100.0, 40.0, 40.0]  # edges 80 .. 120
+    windows = [
+        [80.0, 100.0, 40.0, 200.0],  # edges 60 .. 100: the left half
+        [100.0, 100.0, 200.0, 200.0],  # all of it
+        [100.0, 90.0, 200.0, 20.0],  # rows 80 .. 100: the top half
+        [300.0, 300.0, 50.0, 50.0],  # none of it
+        [90.0, 90.0, 20.0, 20.0],  # a quarter
+    ]
+    np.testing.assert_allclose(pfl.coverage([box] * 5, windows), [0.5, 1.0, 0.5, 0.0, 0.25])
+    assert np.isnan(pfl.coverage([NAN], [box])[0])
+    boxes = moving_boxes()  # x 280 .. 360, sides 70 .. 110
+    whole = pfl.analytic_retention(boxes, np.tile([320.0, 240.0, 400.0, 400.0], (50, 1)))
+    assert whole["coverage"] == 1.0 and whole["inside"] == 1.0
+    left = pfl.analytic_retention(boxes, np.tile([0.0, 240.0, 2 * 320.0, 400.0], (50, 1)))
+    assert left["translation"] == pytest.approx(1.0)  # the analytic fit cannot see the cut
+    assert 0.3 < left["coverage"] < 0.7 and left["inside"] == 0.0
+
+
 # --- Closed-loop retention on synthetic pixels ---------------------------------------------------
 
 SKIN = (200, 150, 120)
@@ -446,6 +465,39 @@ def test_closed_loop_retention_counts_the_frames_where_the_face_is_lost():
     assert 0.0 < out["found"] < 1.0
     assert out["found"] >= inside_share  # a face wholly inside the window is always found
     assert pfl.analytic_retention(boxes, window)["translation"] == pytest.approx(1.0, abs=EXACT)
+
+
+def test_retention_falls_when_the_window_cuts_half_the_face():
+    """The control: a face moving up and down and zooming, and a fixed window whose right edge
+    runs through the face's centre in every frame. The detector finds the half that is left in
+    every crop, and its path is an affine copy of the truth (R^2 1, found 1), so the fit alone
+    would call this crop perfect; the coverage of the face is 0.5 and the retention with it."""
+    s = np.linspace(0, 2 * np.pi, 40)
+    side = 2 * np.round(30 + 6 * np.cos(s)) + 1
+    boxes = np.column_stack([np.full(40, 320.0), np.round(240 + 60 * np.sin(s)), side, side])
+    frames = squares(boxes)
+    det = detect.SkinDetector(SKIN)
+    cut_window = np.array([220.0, 240.0, 200.0, 400.0])  # x 120 .. 320: the face's left half
+    full_window = np.array([320.0, 240.0, 400.0, 400.0])
+    cut = pfl.retention(
+        pfl.crop_array(frames, np.tile(cut_window, (40, 1)), 128), boxes, det, windows=cut_window
+    )
+    full = pfl.retention(
+        pfl.crop_array(frames, np.tile(full_window, (40, 1)), 128),
+        boxes,
+        det,
+        windows=np.tile(full_window, (40, 1)),
+    )
+    assert cut["found"] == 1.0 and cut["translation"] > 0.99  # what the fit alone says
+    assert cut["coverage"] == pytest.approx(0.5, abs=0.01)
+    assert cut["retained"] < 0.55
+    assert full["coverage"] == 1.0 and full["retained"] > 0.99
+    no_windows = pfl.retention(
+        pfl.crop_array(frames, np.tile(cut_window, (40, 1)), 128), boxes, det
+    )
+    assert math.isnan(no_windows["coverage"]) and math.isnan(no_windows["retained"])
+    with pytest.raises(ValueError, match="windows must be"):
+        pfl.retention(frames[:, :64, :64], boxes, det, windows=np.zeros((3, 4)))
 
 
 def test_closed_loop_retention_without_enough_faces_is_nan():

@@ -223,9 +223,11 @@ def test_closed_loop_drops_when_the_window_cuts_the_face(photo, photo_crops, haa
     analytic = pfl.analytic_retention(photo.boxes, windows, CROP)
     assert analytic["translation"] == pytest.approx(1.0, abs=1e-9)
     assert analytic["inside"] < 1.0
-    capped = pfl.retention(crops, photo.boxes, haar)
-    full = pfl.retention(photo_crops["pfl"][1], photo.boxes, haar)
+    capped = pfl.retention(crops, photo.boxes, haar, windows=windows)
+    full = pfl.retention(photo_crops["pfl"][1], photo.boxes, haar, windows=photo_crops["pfl"][0])
     assert capped["found"] < 0.6 <= full["found"] - 0.3
+    assert full["coverage"] == 1.0 and full["retained"] > 0.98
+    assert capped["coverage"] < 0.95 and not capped["retained"] > full["retained"] - 0.05
 
 
 def test_analytic_is_one_for_a_wrong_window_and_closed_loop_is_not(photo, haar):

@@ -249,6 +249,18 @@ def outside(windows: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     )
 
 
+def coverage(boxes, windows) -> np.ndarray:
+    """Per frame, the share of the face box's area that lies inside the window (0 to 1; NaN for
+    a NaN box): 1 when the crop holds the whole face, 0.5 when it cuts it in half."""
+    b, w = edges(np.asarray(boxes, dtype=float)), edges(np.asarray(windows, dtype=float))
+    b, w = np.broadcast_arrays(b.reshape(-1, 4), w.reshape(-1, 4))
+    width = np.clip(np.minimum(b[:, 2], w[:, 2]) - np.maximum(b[:, 0], w[:, 0]), 0, None)
+    height = np.clip(np.minimum(b[:, 3], w[:, 3]) - np.maximum(b[:, 1], w[:, 1]), 0, None)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area > 0, width * height / area, np.nan)
+
+
 def contained(boxes, windows) -> np.ndarray:
     """Per frame, whether the face box lies wholly inside the window (NaN boxes count False)."""
     b, w = edges(np.asarray(boxes, dtype=float)), edges(np.asarray(windows, dtype=float))
@@ -280,12 +292,14 @@ def analytic_retention(true_boxes, windows, size: int = 256) -> dict:
     ``true_boxes`` ``(N, 4)`` are where the face really is in the frame; ``windows`` ``(N, 4)``
     the crop of each frame. ``translation`` is the R^2 of the true face centre mapped into crop
     pixels against its true path; ``scale`` the same for the face's width; ``inside`` the share
-    of frames whose true face lies wholly inside its window.
+    of frames whose true face lies wholly inside its window; ``coverage`` the mean share of the
+    true face box's area inside the window (:func:`coverage`).
 
     A fixed window is one affine map of the frame, so its ``translation`` and ``scale`` are 1 **by
     construction**, for any fixed window, wherever it sits, even one that misses the face or cuts
     it; a floating window that follows the true boxes scores 0 by construction. Only ``inside``
-    depends on where the window is. It is the geometry of a crop, not a measurement of one.
+    and ``coverage`` depend on where the window is. It is the geometry of a crop, not a
+    measurement of one.
     """
     b = np.asarray(true_boxes, dtype=float)
     w = np.asarray(windows, dtype=float)
@@ -296,6 +310,7 @@ def analytic_retention(true_boxes, windows, size: int = 256) -> dict:
     out = {"translation": r2(b[:, :2], centre)}
     out["scale"] = r2(b[:, 2], size_seen) if np.ptp(b[:, 2]) > 1e-9 else float("nan")
     out["inside"] = float(contained(b, w).mean())
+    out["coverage"] = float(coverage(b, w).mean())
     return out
 
 
@@ -304,8 +319,16 @@ MIN_FOUND = 10
 three coefficients per coordinate, so a handful of points would fit almost perfectly)."""
 
 
-def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str = "largest"):
-    """How much of the true head motion can be read back from the **pixels** of a cropped video.
+def retention(
+    crops: Iterable[np.ndarray],
+    true_boxes,
+    det: Detector,
+    first: str = "largest",
+    *,
+    windows=None,
+):
+    """How much of the true head motion, and of the face, a cropped video keeps: the motion read
+    back from the crop's **pixels**, the face's share from the crop windows' geometry.
 
     ``crops`` are the crop's frames (an array, :func:`crop_frames`, or a cropped file read with
     :func:`reactlib.face.video.iter_video`: any iterable, consumed one frame at a time); ``det``
@@ -313,7 +336,8 @@ def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str
     the face in them without knowing the truth (:class:`~reactlib.face.detect.HaarDetector`, or
     :class:`~reactlib.face.detect.SkinDetector` for rendered faces; an oracle is refused, since its
     boxes are the truth in frame pixels), tracked to one face per frame. ``true_boxes``
-    ``(N, 4)`` are where the face really is in the original frames, one per crop.
+    ``(N, 4)`` are where the face really is in the original frames, one per crop; ``windows``
+    ``(N, 4)`` (or one ``(4,)``) the crop window of each frame, which ``coverage`` needs.
 
     Returns a dict:
 
@@ -323,12 +347,17 @@ def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str
     * ``scale``: the same for the seen face width against the true width (zoom);
     * ``found``: the share of frames in which the detector found a face in the crop;
     * ``face_pixels``: the median width, in crop pixels, of the faces found;
+    * ``coverage``: the mean share of the true face box's area inside its window
+      (:func:`coverage`; NaN without ``windows``): 0.5 for a window that cuts the face in half;
+    * ``retained``: ``translation * coverage``, the headline: the path is kept *and* the face
+      is in the crop (NaN when either is);
     * ``frames``, ``found_frames`` and ``boxes`` (the seen box per crop, ``(N, 4)`` in crop
       pixels, NaN where none was found).
 
     The R^2 values are NaN when fewer than :data:`MIN_FOUND` frames have a face or the true path
-    does not move. A window that cuts the face shows here as fewer frames found or a path bent by
-    the crop's border, both of which :func:`analytic_retention` cannot see.
+    does not move. A window that loses the face shows here as fewer frames found; one that cuts
+    the same part of it in every frame does not (the detector finds the part that is left, and
+    its path is an affine copy of the truth, R^2 1), which is why ``coverage`` is measured too.
     """
     if isinstance(det, OracleDetector):
         raise ValueError(
@@ -348,6 +377,8 @@ def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str
         "scale": nan,
         "found": float(ok.mean()),
         "face_pixels": float(np.median(seen.boxes[ok, 2])) if ok.any() else nan,
+        "coverage": nan,
+        "retained": nan,
         "frames": len(b),
         "found_frames": int(ok.sum()),
         "boxes": seen.boxes,
@@ -358,6 +389,14 @@ def retention(crops: Iterable[np.ndarray], true_boxes, det: Detector, first: str
             out["translation"] = r2(truth[:, :2], boxes[:, :2])
         if np.ptp(truth[:, 2]) > 1e-9:
             out["scale"] = r2(truth[:, 2], boxes[:, 2])
+    if windows is not None:
+        w = np.asarray(windows, dtype=float)
+        if w.shape not in ((4,), b.shape):
+            raise ValueError(
+                f"windows must be (4,) or {b.shape} like the true boxes, got {w.shape}"
+            )
+        out["coverage"] = float(coverage(b, w).mean())
+        out["retained"] = out["translation"] * out["coverage"]
     return out
 
 

@@ -726,6 +726,12 @@ class FaceRenderer:
         self._orientation = np.sign(area[0])
 
     @property
+    def backdrop(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8: the empty scene every frame is drawn on (the identity's
+        gradient, or black), a copy."""
+        return self._background.copy()
+
+    @property
     def part_indices(self) -> dict[str, np.ndarray]:
         """Vertex indices of every named part (``left_eye_upper``, ``mouth_inner``, ...).
 

@@ -185,6 +185,58 @@ def method_table(
     return table
 
 
+def speaker_changes(base, other, split, *, items: int | None = None, **kwargs):
+    """Per speaker, the change of every :func:`method_table` column from ``base`` to ``other``
+    (both ``(N, M, T, 58)`` on the same speakers) that speaker alone makes: ``N (row(base with
+    speaker k's reactions from other) - row(base))``, a DataFrame (speaker x
+    :data:`TABLE_COLUMNS`). For the columns that are means over speakers (FRCorr, FRDist, FRDiv,
+    FRVar; FRSyn nearly) the mean over speakers is the whole change exactly; FRDvs and FD pool the
+    speakers, so theirs is the change speaker k makes, scaled alike. ``kwargs`` go to
+    :func:`method_table` (``convention``...). N + 1 evaluations."""
+    import pandas as pd
+
+    base, other = np.asarray(base), np.asarray(other)
+    count = len(base) if items is None else items
+    if base.shape != other.shape:
+        raise UsageError(f"base and other must have one shape, got {base.shape}, {other.shape}")
+    if not 1 <= count <= len(base):
+        raise UsageError(f"items must be 1 to {len(base)}, got {items}")
+    base = base[:count]
+    hybrids = {"base": base}
+    for k in range(count):
+        hybrid = base.copy()
+        hybrid[k] = other[k]
+        hybrids[k] = hybrid
+    table = method_table(hybrids, split, items=count, **kwargs)
+    changes = count * (table.drop(index="base") - table.loc["base"])
+    changes.index = pd.Index(range(count), name="speaker")
+    return changes
+
+
+def bootstrap_over_speakers(per_speaker, *, draws: int = 2000, level: float = 0.95, seed=0):
+    """The mean over speakers of ``per_speaker`` (a DataFrame, one row per speaker) and its
+    percentile bootstrap interval (speakers drawn with replacement, ``draws`` times): a
+    DataFrame with rows ``mean``, ``low`` and ``high``. With few speakers the interval is as
+    wide as they differ (two speakers: about their range)."""
+    import pandas as pd
+
+    values = np.asarray(per_speaker, dtype=float)
+    if values.ndim != 2 or len(values) < 1:
+        raise UsageError(f"need one row per speaker, got shape {values.shape}")
+    if not 0 < level < 1:
+        raise UsageError(f"level must be in (0, 1), got {level!r}")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(draws, len(values)))
+    means = values[picks].mean(axis=1)
+    tail = (1 - level) / 2
+    rows = {
+        "mean": values.mean(axis=0),
+        "low": np.quantile(means, tail, axis=0),
+        "high": np.quantile(means, 1 - tail, axis=0),
+    }
+    return pd.DataFrame(rows, index=getattr(per_speaker, "columns", None)).T
+
+
 def _subset_scores(pred, split, dims, items):
     count = len(split) if items is None else items
     pred = check_predictions(pred, split, items=count)
